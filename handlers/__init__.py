@@ -1,0 +1,1 @@
+"""Tornado request handlers: thin HTTP adapters over the session service."""

@@ -1,0 +1,24 @@
+"""The one error type that reaches clients.
+
+Every failure a client can see is an :class:`ApiError`; the base handler renders it as
+``{"error": code, "message": text}`` with its status. Anything else is a bug and becomes a
+500 ``internal_error`` without a stack trace.
+"""
+
+
+class ApiError(Exception):
+    """A client-visible error: HTTP status, machine-readable code, human message."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+
+class StoreUnavailable(ApiError):
+    """The session store cannot be reached (or did not answer in time)."""
+
+    def __init__(self, message: str = "the session store is unreachable, try again shortly"):
+        super().__init__(503, "store_unavailable", message)
