@@ -1,0 +1,126 @@
+"""Assembling one minisession server: config -> store, login provider, session service, routes."""
+
+import logging
+
+import tornado.web
+from tornado.ioloop import PeriodicCallback
+
+from handlers.base import NotFoundHandler
+from handlers.health import HealthHandler, ReadyHandler
+from handlers.session import LoginHandler, SessionDataHandler, SessionHandler
+from server.clock import SystemClock
+from server.config import Config
+from server.errors import StoreUnavailable
+from server.ids import SessionIdSigner
+from server.login.base import LoginProvider
+from server.sessions import SessionPolicy, SessionService
+from server.stores.base import SessionStore
+
+log = logging.getLogger("minisession")
+access_log = logging.getLogger("minisession.access")
+
+ROUTES = [
+    (r"/login", LoginHandler),
+    (r"/session", SessionHandler),
+    (r"/session/data", SessionDataHandler),
+    (r"/healthz", HealthHandler),
+    (r"/readyz", ReadyHandler),
+]
+
+
+def make_store(config: Config) -> SessionStore:
+    if config.store.backend == "mongodb":
+        # Imported here so that the memory backend never loads the MongoDB driver.
+        from server.stores.mongodb import MongoStore
+
+        return MongoStore(config.store.mongodb_uri, config.store.database, config.store.timeout)
+    from server.stores.memory import MemoryStore
+
+    return MemoryStore()
+
+
+def make_provider(config: Config) -> LoginProvider:
+    if config.login.provider == "dev":
+        from server.login.dev import DevLoginProvider
+
+        return DevLoginProvider()
+    from server.login.wechat import WeChatLoginProvider
+
+    wechat = config.wechat
+    return WeChatLoginProvider(wechat.appid, wechat.secret, wechat.api_base, wechat.timeout)
+
+
+def log_request(handler: tornado.web.RequestHandler) -> None:
+    """Access log without the query string: ``GET /login?code=`` must not log the code."""
+    request = handler.request
+    status = handler.get_status()
+    level = logging.INFO if status < 500 else logging.WARNING
+    access_log.log(level, "%d %s %s %.1fms", status, request.method, request.path,
+                   1000.0 * request.request_time())
+
+
+class Minisession:
+    """One server instance. ``start()`` before serving, ``stop()`` after."""
+
+    def __init__(self, config: Config, *, clock=None, store: SessionStore | None = None,
+                 provider: LoginProvider | None = None):
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.store = store or make_store(config)
+        self.provider = provider or make_provider(config)
+        s = config.session
+        policy = SessionPolicy(
+            idle_timeout=s.idle_timeout, max_lifetime=s.max_lifetime, touch_after=s.touch_after,
+            login_reuse_window=s.login_reuse_window, data_max_bytes=s.data_max_bytes,
+        )
+        self.service = SessionService(self.store, SessionIdSigner(s.secrets), self.provider,
+                                      self.clock, policy)
+        self.application = tornado.web.Application(
+            ROUTES, default_handler_class=NotFoundHandler, log_function=log_request,
+        )
+        self.application.ctx = self
+        self._maintenance: PeriodicCallback | None = None
+        self._store_open = False
+
+    async def start(self) -> None:
+        """Open the store (a store that is down is retried in the background, not fatal)."""
+        await self._open_store()
+        self._maintenance = PeriodicCallback(
+            self._maintain, self.config.store.purge_interval * 1000, jitter=0.1)
+        self._maintenance.start()
+
+    async def _open_store(self) -> bool:
+        try:
+            await self.store.open()
+        except StoreUnavailable:
+            log.warning("session store unreachable at start-up; not ready, retrying")
+            return False
+        if not self._store_open:
+            self._store_open = True
+            if self.store.needs_purge and self.config.store.backend == "mongodb":
+                log.warning(
+                    "this MongoDB server does not implement TTL indexes (FerretDB 1.x): expired "
+                    "sessions are purged every %d s instead", self.config.store.purge_interval)
+        return True
+
+    async def _maintain(self) -> None:
+        if not await self._open_store() or not self.store.needs_purge:
+            return
+        try:
+            purged = await self.store.purge_expired(self.clock.now())
+        except StoreUnavailable:
+            return
+        if purged:
+            log.info("purged %d expired sessions", purged)
+
+    async def ping_store(self) -> None:
+        """Raise StoreUnavailable unless the store is open and answering."""
+        if not await self._open_store():
+            raise StoreUnavailable()
+        await self.store.ping()
+
+    async def stop(self) -> None:
+        if self._maintenance is not None:
+            self._maintenance.stop()
+        await self.provider.close()
+        await self.store.close()

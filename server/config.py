@@ -1,0 +1,512 @@
+"""The one configuration file: load it, validate it, and refuse to start on anything unsafe.
+
+The file is TOML with the sections ``[server]``, ``[session]``, ``[store]``, ``[login]``,
+``[wechat]`` and ``[log]``; ``config/example.toml`` documents every key. Every problem is a
+:class:`ConfigError` whose message names the offending key, so an administrator can fix the
+file without reading this code.
+
+Secrets may also come from the environment, which wins over the file:
+
+- ``MINISESSION_SESSION_SECRETS``: comma-separated signing secrets (first one signs, all verify);
+- ``MINISESSION_WECHAT_SECRET``: the mini-program's AppSecret;
+- ``MINISESSION_STORE_MONGODB_URI``: the MongoDB connection string (it may hold a password).
+
+A variable that is unset or empty (for ``MINISESSION_SESSION_SECRETS``: with no non-empty item)
+leaves the file's value in place.
+
+Secret values never appear in an error message, a notice or a ``repr``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import math
+import os
+import re
+import secrets as _secrets
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+
+ENV_SESSION_SECRETS = "MINISESSION_SESSION_SECRETS"
+ENV_WECHAT_SECRET = "MINISESSION_WECHAT_SECRET"
+ENV_STORE_MONGODB_URI = "MINISESSION_STORE_MONGODB_URI"
+
+MIN_SECRET_LENGTH = 32
+
+NOTICE_EPHEMERAL_SECRET = (
+    "session.secrets is not set: using a random secret for this run; "
+    "sessions will not survive a restart"
+)
+NOTICE_MEMORY_STORE = "in-process store: sessions live in this process only; not for production"
+NOTICE_DEV_PROVIDER = (
+    "login.provider = 'dev': anyone can log in as any openid; for development only"
+)
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says which key and why.
+
+    ``key`` is the dotted key at fault (``None`` for problems with the file itself) and
+    ``source`` the file (or label) the configuration came from.
+    """
+
+    def __init__(self, key: str | None, problem: str, source: str | None = None):
+        self.key = key
+        self.problem = problem
+        self.source = source
+        parts = [part for part in (source, key, problem) if part]
+        super().__init__(": ".join(parts))
+
+    def with_source(self, source: str) -> ConfigError:
+        return ConfigError(self.key, self.problem, source)
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8888
+    max_body_size: int = 65536
+    shutdown_grace: float = 10.0
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    # Kept out of repr so that logging the configuration cannot leak them.
+    secrets: tuple[str, ...] = field(repr=False)
+    cookie_name: str = "sessionid"
+    header_name: str = "X-Session"
+    idle_timeout: int = 7200
+    max_lifetime: int = 604800
+    touch_after: int = 60
+    login_reuse_window: int = 30
+    cookie_secure: bool = False
+    cookie_samesite: str = "Lax"
+    data_max_bytes: int = 16384
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    backend: str = "memory"
+    mongodb_uri: str | None = field(default=None, repr=False)  # may embed a password
+    database: str = "minisession"
+    timeout: float = 2.0
+    purge_interval: int = 60
+
+
+@dataclass(frozen=True)
+class LoginConfig:
+    provider: str = "wechat"
+
+
+@dataclass(frozen=True)
+class WeChatConfig:
+    appid: str | None = None
+    secret: str | None = field(default=None, repr=False)
+    api_base: str = "https://api.weixin.qq.com"
+    timeout: float = 5.0
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: str = "info"
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig
+    session: SessionConfig
+    store: StoreConfig
+    login: LoginConfig
+    wechat: WeChatConfig
+    log: LogConfig
+    notices: tuple[str, ...] = ()  # non-fatal warnings to log at start-up
+
+
+# --------------------------------------------------------------------------- value checkers
+# A checker takes (dotted key, raw value) and returns the normalised value or raises.
+
+Checker = Callable[[str, object], object]
+
+# RFC 7230 tchar, which is also RFC 6265's cookie-name token. ASCII only, spelt out on purpose.
+_TOKEN = re.compile(r"[A-Za-z0-9!#$%&'*+\-.^_`|~]+")
+_RESERVED_HEADERS = {"cookie", "set-cookie", "host", "content-length", "content-type",
+                     "authorization"}
+
+
+def _toml_type(value: object) -> str:
+    """The TOML name of a parsed value's type, as the administrator wrote it."""
+    if isinstance(value, bool):  # before int: bool is a subclass of int
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, (list, tuple)):
+        return "array"
+    if isinstance(value, dict):
+        return "table"
+    return type(value).__name__  # datetime, date, time
+
+
+def _got(value: object, secret: bool = False) -> str:
+    """'got <type> <value>' for messages; secret values are described by type only."""
+    kind = _toml_type(value)
+    if secret or kind in ("array", "table"):
+        return f"got {kind}"
+    if isinstance(value, bool):
+        shown = "true" if value else "false"
+    else:
+        shown = repr(value)
+        if len(shown) > 60:
+            shown = shown[:57] + "..."
+    return f"got {kind} {shown}"
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _string(*, secret: bool = False, optional: bool = False) -> Checker:
+    def check(key: str, value: object) -> object:
+        if not isinstance(value, str):
+            raise ConfigError(key, f"expected a string, {_got(value, secret)}")
+        # An empty optional string means "not set", like leaving the key out.
+        return (value or None) if optional else value
+    return check
+
+
+def _boolean(key: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(key, f"expected true or false, {_got(value)}")
+    return value
+
+
+def _whole_seconds(minimum: int) -> Checker:
+    def check(key: str, value: object) -> int:
+        if not _is_int(value):
+            raise ConfigError(key, f"expected a whole number of seconds, {_got(value)}")
+        if value < minimum:
+            raise ConfigError(key, f"must be at least {minimum} second(s), got {value}")
+        return value
+    return check
+
+
+def _timeout(key: str, value: object) -> float:
+    if not (_is_int(value) or isinstance(value, float)):
+        raise ConfigError(key, f"expected a number of seconds, {_got(value)}")
+    # TOML allows inf and nan; neither is a usable timeout.
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(key, f"must be a finite number of seconds greater than 0, got {value}")
+    return float(value)
+
+
+def _positive_int(key: str, value: object) -> int:
+    if not _is_int(value):
+        raise ConfigError(key, f"expected a whole number, {_got(value)}")
+    if value <= 0:
+        raise ConfigError(key, f"must be greater than 0, got {value}")
+    return value
+
+
+def _port(key: str, value: object) -> int:
+    if not _is_int(value):
+        raise ConfigError(key, f"expected a port number, {_got(value)}")
+    if not 0 <= value <= 65535:
+        raise ConfigError(key, f"must be between 0 and 65535 (0 = any free port), got {value}")
+    return value
+
+
+def _choice(*choices: str, ignore_case: bool = False) -> Checker:
+    listed = ", ".join(repr(c) for c in choices)
+
+    def check(key: str, value: object) -> str:
+        if not isinstance(value, str):
+            raise ConfigError(key, f"expected one of {listed}, {_got(value)}")
+        for choice in choices:
+            if value == choice or (ignore_case and value.lower() == choice.lower()):
+                return choice  # the canonical spelling
+        raise ConfigError(key, f"expected one of {listed}, {_got(value)}")
+    return check
+
+
+def _cookie_name(key: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(key, f"expected a string, {_got(value)}")
+    if not (1 <= len(value) <= 64 and _TOKEN.fullmatch(value)):
+        raise ConfigError(
+            key, f"must be 1-64 characters from letters, digits and !#$%&'*+-.^_`|~ "
+                 f"(an RFC 6265 cookie name), {_got(value)}")
+    return value
+
+
+def _header_name(key: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(key, f"expected a string, {_got(value)}")
+    if not _TOKEN.fullmatch(value):
+        raise ConfigError(
+            key, f"must be an HTTP header name (letters, digits and !#$%&'*+-.^_`|~), "
+                 f"{_got(value)}")
+    if value.lower() in _RESERVED_HEADERS:
+        raise ConfigError(key, f"{value!r} is a standard HTTP header and cannot carry the "
+                               f"session id; use a header of your own such as 'X-Session'")
+    return value
+
+
+def _api_base(key: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(key, f"expected a string, {_got(value)}")
+    if not value.startswith(("http://", "https://")):
+        raise ConfigError(key, f"must start with http:// or https://, {_got(value)}")
+    return value.rstrip("/")  # so that clients can append "/sns/..." without doubling it
+
+
+def _secret_list(key: str, value: object) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(key, f"expected a list of strings, {_got(value, secret=True)}")
+    for number, item in enumerate(value, 1):
+        if not isinstance(item, str):
+            raise ConfigError(key, f"secret #{number}: expected a string, "
+                                   f"{_got(item, secret=True)}")
+        if not item:
+            raise ConfigError(key, f"secret #{number} is empty")
+    return tuple(value)
+
+
+# ---------------------------------------------------------------------------------- schema
+
+_SCHEMA: dict[str, tuple[type, dict[str, Checker]]] = {
+    "server": (ServerConfig, {
+        "host": _string(),
+        "port": _port,
+        "max_body_size": _positive_int,
+        "shutdown_grace": _timeout,
+    }),
+    "session": (SessionConfig, {
+        "secrets": _secret_list,
+        "cookie_name": _cookie_name,
+        "header_name": _header_name,
+        "idle_timeout": _whole_seconds(1),
+        "max_lifetime": _whole_seconds(1),
+        "touch_after": _whole_seconds(0),
+        "login_reuse_window": _whole_seconds(0),
+        "cookie_secure": _boolean,
+        "cookie_samesite": _choice("Lax", "Strict", "None", ignore_case=True),
+        "data_max_bytes": _positive_int,
+    }),
+    "store": (StoreConfig, {
+        "backend": _choice("memory", "mongodb"),
+        "mongodb_uri": _string(secret=True, optional=True),
+        "database": _string(),
+        "timeout": _timeout,
+        "purge_interval": _whole_seconds(1),
+    }),
+    "login": (LoginConfig, {
+        "provider": _choice("wechat", "dev"),
+    }),
+    "wechat": (WeChatConfig, {
+        "appid": _string(optional=True),
+        "secret": _string(secret=True, optional=True),
+        "api_base": _api_base,
+        "timeout": _timeout,
+    }),
+    "log": (LogConfig, {
+        "level": _choice("debug", "info", "warning", "error"),
+    }),
+}
+
+
+def _suggest(name: str, known: list[str]) -> str:
+    match = difflib.get_close_matches(name, known, n=1)
+    return f"did you mean {match[0]}?" if match else "known: " + ", ".join(known)
+
+
+def _home_of(key: str) -> str | None:
+    """The section a key belongs to, for keys written in the wrong place."""
+    for section, (_, checkers) in _SCHEMA.items():
+        if key in checkers:
+            return section
+    return None
+
+
+def _read_section(name: str, table: object) -> dict[str, object]:
+    """Check one section's keys and values; returns only the keys that were given."""
+    if not isinstance(table, dict):
+        raise ConfigError(name, f"expected a table ([{name}]), {_got(table)}")
+    checkers = _SCHEMA[name][1]
+    values = {}
+    for key, raw in table.items():
+        dotted = f"{name}.{key}"
+        if key not in checkers:
+            home = _home_of(key)
+            hint = (f"{key} belongs in [{home}]" if home and home != name
+                    else _suggest(key, list(checkers)))
+            raise ConfigError(dotted, f"unknown key; {hint}")
+        values[key] = checkers[key](dotted, raw)
+    return values
+
+
+def _default(section: str, key: str) -> object:
+    cls = _SCHEMA[section][0]
+    return next(f.default for f in fields(cls) if f.name == key)
+
+
+# --------------------------------------------------------------------------------- helpers
+
+def _is_loopback(host: str) -> bool:
+    """True for 'localhost' and loopback IP addresses; every other host is reachable."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a hostname (or ''): assume it reaches beyond this machine
+
+
+def _weakness(secret: str) -> str | None:
+    """Why a signing secret is weak, or None; never mentions the secret itself."""
+    if len(secret) < MIN_SECRET_LENGTH:
+        return f"shorter than {MIN_SECRET_LENGTH} characters"
+    lowered = secret.lower()
+    if "change-me" in lowered or "changeme" in lowered:
+        return "it contains a 'change-me' placeholder"
+    return None
+
+
+def _env_secrets(environ: Mapping[str, str]) -> tuple[str, ...]:
+    raw = environ.get(ENV_SESSION_SECRETS, "")
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+# ------------------------------------------------------------------------------ public API
+
+def load_config(path: str | os.PathLike, environ: Mapping[str, str] = os.environ) -> Config:
+    """Read, parse and validate the TOML file at ``path``; see :func:`parse_config`."""
+    source = os.fspath(path)
+    try:
+        with open(source, "rb") as fp:
+            data = tomllib.load(fp)
+    except FileNotFoundError:
+        raise ConfigError(None, "config file not found", source) from None
+    except OSError as err:
+        raise ConfigError(None, f"cannot read config file: {err.strerror or err}", source) \
+            from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(None, f"not valid UTF-8 (byte {err.start})", source) from None
+    except tomllib.TOMLDecodeError as err:
+        # tomllib's message carries "(at line N, column M)" and never the file's content.
+        raise ConfigError(None, f"invalid TOML: {err}", source) from None
+    return parse_config(data, environ, source)
+
+
+def parse_config(data: dict, environ: Mapping[str, str] = os.environ,
+                 source: str = "<config>") -> Config:
+    """Validate an already-parsed configuration and apply environment overrides.
+
+    Raises :class:`ConfigError` (prefixed with ``source``) on the first problem found.
+    """
+    try:
+        return _build(data, environ)
+    except ConfigError as err:
+        raise err.with_source(source) from None
+
+
+def _build(data: dict, environ: Mapping[str, str]) -> Config:
+    if not isinstance(data, dict):
+        raise ConfigError(None, f"expected a table of sections, {_got(data)}")
+    for name in data:
+        if name not in _SCHEMA:
+            home = _home_of(name)
+            hint = (f"did you mean {home}.{name}? (keys go under a [{home}] header)" if home
+                    else _suggest(name, list(_SCHEMA)))
+            raise ConfigError(name, f"unknown section; {hint}")
+    given = {name: _read_section(name, data.get(name, {})) for name in _SCHEMA}
+
+    def value(section: str, key: str) -> object:
+        return given[section].get(key, _default(section, key))
+
+    notices: list[str] = []
+
+    # Environment overrides: secrets are better kept out of files.
+    secrets_origin = ""  # where the signing secrets came from, for messages
+    if env := _env_secrets(environ):
+        given["session"]["secrets"] = env
+        secrets_origin = f" in {ENV_SESSION_SECRETS}"
+    if env := environ.get(ENV_WECHAT_SECRET, ""):
+        given["wechat"]["secret"] = env
+    if env := environ.get(ENV_STORE_MONGODB_URI, ""):
+        given["store"]["mongodb_uri"] = env
+
+    # Relations between session durations.
+    idle, lifetime = value("session", "idle_timeout"), value("session", "max_lifetime")
+    for key in ("touch_after", "login_reuse_window"):
+        if value("session", key) >= idle:
+            raise ConfigError(
+                f"session.{key}",
+                f"must be less than session.idle_timeout ({value('session', key)} >= {idle})")
+    if idle > lifetime:
+        raise ConfigError(
+            "session.idle_timeout",
+            f"must not exceed session.max_lifetime ({idle} > {lifetime})")
+    if value("session", "cookie_samesite") == "None" and not value("session", "cookie_secure"):
+        raise ConfigError("session.cookie_samesite",
+                          "'None' requires session.cookie_secure = true (browsers reject it "
+                          "otherwise)")
+
+    # Values required by the chosen backend and provider.
+    if value("store", "backend") == "mongodb" and not value("store", "mongodb_uri"):
+        raise ConfigError("store.mongodb_uri",
+                          f"required when store.backend = 'mongodb'; set it in the file "
+                          f"or in {ENV_STORE_MONGODB_URI}")
+    if value("login", "provider") == "wechat":
+        if not value("wechat", "appid"):
+            raise ConfigError("wechat.appid", "required when login.provider = 'wechat'")
+        if not value("wechat", "secret"):
+            raise ConfigError("wechat.secret",
+                              f"required when login.provider = 'wechat'; set it in the file "
+                              f"or in {ENV_WECHAT_SECRET}")
+
+    # Safety: refuse what would be insecure once reachable from other machines.
+    host = value("server", "host")
+    exposed = not _is_loopback(host)
+    where = f"server.host = {host!r} is not a loopback address"
+    if value("login", "provider") == "dev":
+        if exposed:
+            raise ConfigError("login.provider",
+                              f"'dev' lets anyone log in as anyone and is refused because "
+                              f"{where}; use 'wechat' or bind to 127.0.0.1")
+        notices.append(NOTICE_DEV_PROVIDER)
+    signing = value("session", "secrets") if "secrets" in given["session"] else ()
+    if not signing:
+        if exposed:
+            raise ConfigError("session.secrets",
+                              f"required because {where}; set it in the file or in "
+                              f"{ENV_SESSION_SECRETS}")
+        signing = (_secrets.token_urlsafe(32),)
+        notices.append(NOTICE_EPHEMERAL_SECRET)
+    for number, secret in enumerate(signing, 1):
+        if (reason := _weakness(secret)) is None:
+            continue
+        problem = (f"secret #{number}{secrets_origin} is weak ({reason}); use at least {MIN_SECRET_LENGTH} "
+                   f"random characters, e.g. from "
+                   f"python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+        if exposed:
+            raise ConfigError("session.secrets", f"{problem}; refused because {where}")
+        notices.append(f"session.secrets: {problem}")
+    given["session"]["secrets"] = signing
+
+    if value("store", "backend") == "memory":
+        notices.append(NOTICE_MEMORY_STORE)
+
+    return Config(
+        server=ServerConfig(**given["server"]),
+        session=SessionConfig(**given["session"]),
+        store=StoreConfig(**given["store"]),
+        login=LoginConfig(**given["login"]),
+        wechat=WeChatConfig(**given["wechat"]),
+        log=LogConfig(**given["log"]),
+        notices=tuple(notices),
+    )

@@ -1,0 +1,60 @@
+"""Session ids: 192 random bits, signed with HMAC-SHA256.
+
+A token looks like ``<raw>.<mac>``: ``raw`` is 24 random bytes and ``mac`` the first 16 bytes of
+HMAC-SHA256(secret, raw), both base64url without padding (32 + 1 + 22 = 55 cookie-safe
+characters). The store only ever sees ``raw``; the signature lets us reject forged, truncated or
+tampered tokens before any store lookup, and means a database dump alone does not yield usable
+tokens. Several secrets allow rotation: the first signs, every one verifies.
+"""
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets as _secrets
+
+RAW_BYTES = 24
+MAC_BYTES = 16
+_TOKEN = re.compile(r"([A-Za-z0-9_-]{32})\.([A-Za-z0-9_-]{22})")
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+class SessionIdSigner:
+    """Issues new signed session tokens and verifies tokens sent back by clients."""
+
+    def __init__(self, secrets: tuple[str, ...] | list[str]):
+        if not secrets:
+            raise ValueError("at least one signing secret is required")
+        self._keys = [s.encode("utf-8") for s in secrets]
+
+    def _mac(self, key: bytes, raw: str) -> str:
+        return _b64(hmac.new(key, raw.encode("ascii"), hashlib.sha256).digest()[:MAC_BYTES])
+
+    def sign(self, raw: str) -> str:
+        """The token for ``raw``, signed with the current (first) secret."""
+        return f"{raw}.{self._mac(self._keys[0], raw)}"
+
+    def new_token(self) -> tuple[str, str]:
+        """A fresh ``(raw_id, token)`` pair. Only the server ever chooses ids."""
+        raw = _b64(_secrets.token_bytes(RAW_BYTES))
+        return raw, self.sign(raw)
+
+    def verify(self, token: str) -> str | None:
+        """The raw id inside ``token`` when some configured secret signed it, else ``None``.
+
+        Never raises, whatever the input; compares MACs in constant time.
+        """
+        if not isinstance(token, str) or len(token) != 55:
+            return None
+        match = _TOKEN.fullmatch(token)
+        if match is None:
+            return None
+        raw, mac = match.groups()
+        valid = False
+        for key in self._keys:
+            # No early exit: the time taken does not depend on which secret matched.
+            valid |= hmac.compare_digest(self._mac(key, raw), mac)
+        return raw if valid else None

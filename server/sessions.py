@@ -1,0 +1,210 @@
+"""The session service: the policy between HTTP handlers and the store.
+
+One request path: handler -> SessionService -> SessionStore. This module decides lifetimes
+(sliding ``idle_timeout``, absolute ``max_lifetime``, lazy touch after ``touch_after``), which
+id a request carries, login reuse, and what session data may hold.
+"""
+
+import json
+import logging
+from dataclasses import dataclass
+
+from server.errors import ApiError
+from server.ids import SessionIdSigner
+from server.login.base import LoginProvider
+from server.stores.base import SessionRecord, SessionStore
+
+log = logging.getLogger("minisession.sessions")
+
+MAX_CODE_LENGTH = 256
+MAX_DATA_DEPTH = 32
+_INT64 = 2**63
+
+
+@dataclass(frozen=True)
+class SessionPolicy:
+    """The lifetime and size rules, in seconds and bytes (from ``[session]`` in the config)."""
+
+    idle_timeout: int = 7200
+    max_lifetime: int = 604800
+    touch_after: int = 60
+    login_reuse_window: int = 30
+    data_max_bytes: int = 16384
+
+
+@dataclass
+class ActiveSession:
+    """A session that a request proved it holds, with the token it used."""
+
+    record: SessionRecord
+    token: str
+
+
+def _no_session() -> ApiError:
+    return ApiError(401, "no_session", "no session id was sent: log in first")
+
+
+def _invalid_session() -> ApiError:
+    return ApiError(401, "invalid_session", "the session id is not valid: log in again")
+
+
+def _expired_session() -> ApiError:
+    return ApiError(401, "session_expired", "the session has expired: log in again")
+
+
+class SessionService:
+    def __init__(self, store: SessionStore, signer: SessionIdSigner, provider: LoginProvider,
+                 clock, policy: SessionPolicy):
+        self.store = store
+        self.signer = signer
+        self.provider = provider
+        self.clock = clock
+        self.policy = policy
+
+    # -- lifetimes -------------------------------------------------------------------------
+
+    def _expiry(self, created_at: float, now: float) -> float:
+        return min(now + self.policy.idle_timeout, created_at + self.policy.max_lifetime)
+
+    # -- login -----------------------------------------------------------------------------
+
+    async def login(self, code: str | None) -> tuple[ActiveSession, bool]:
+        """Exchange a login code for a session: ``(session, reused)``.
+
+        Concurrent logins of one user within ``login_reuse_window`` get the same session, so
+        clients that all hit a 401 at once and each log in stop overwriting each other's id.
+        """
+        code = validate_code(code)
+        identity = await self.provider.exchange(code)
+        now = self.clock.now()
+        raw_id, token = self.signer.new_token()
+        candidate = SessionRecord(
+            id=raw_id, openid=identity.openid, unionid=identity.unionid,
+            created_at=now, touched_at=now, expires_at=self._expiry(now, now), data={},
+        )
+        window = self.policy.login_reuse_window
+        record, reused = await self.store.login(
+            identity, candidate, now - window if window > 0 else None, now)
+        if reused:
+            token = self.signer.sign(record.id)
+        return ActiveSession(record, token), reused
+
+    # -- authenticating requests -----------------------------------------------------------
+
+    async def authenticate(self, candidates: list[str]) -> ActiveSession:
+        """The live session named by the first correctly signed candidate token.
+
+        Candidates come in precedence order (session header first, then cookies). Forged or
+        tampered tokens are rejected here without touching the store. A live session's expiry
+        slides, with the store write skipped while the last slide is younger than
+        ``touch_after`` (so most requests cost one read and no write).
+        """
+        if not candidates:
+            raise _no_session()
+        for token in candidates:
+            raw_id = self.signer.verify(token)
+            if raw_id is not None:
+                break
+        else:
+            raise _invalid_session()
+
+        record = await self.store.get(raw_id)
+        if record is None:
+            raise _invalid_session()
+        now = self.clock.now()
+        if record.expires_at <= now:
+            await self.store.delete(raw_id)
+            raise _expired_session()
+        if now - record.touched_at >= self.policy.touch_after:
+            expires_at = self._expiry(record.created_at, now)
+            await self.store.touch(raw_id, now, expires_at)
+            record.touched_at, record.expires_at = now, max(record.expires_at, expires_at)
+        return ActiveSession(record, token)
+
+    async def revoke_token(self, candidates: list[str]) -> bool:
+        """Logout: end the session named by the first correctly signed token, if any.
+
+        True when a signed token was found (whether or not its session still existed, so that
+        logging out twice is not an error); False when none of the candidates is ours.
+        """
+        for token in candidates:
+            raw_id = self.signer.verify(token)
+            if raw_id is not None:
+                await self.store.delete(raw_id)
+                return True
+        return False
+
+    # -- session data ----------------------------------------------------------------------
+
+    async def replace_data(self, session: ActiveSession, data) -> dict:
+        data = self._checked_data(data)
+        if not await self.store.replace_data(session.record.id, data):
+            raise _invalid_session()
+        session.record.data = data
+        return data
+
+    async def merge_data(self, session: ActiveSession, patch) -> dict:
+        """Merge top-level keys into the data; a key set to ``null`` is removed.
+
+        Only the keys named in the patch are written, so concurrent patches of different keys
+        (even from different processes) never lose each other's writes.
+        """
+        patch = self._checked_data(patch, limit=False)
+        merged = dict(session.record.data)
+        set_fields = {k: v for k, v in patch.items() if v is not None}
+        unset_fields = [k for k, v in patch.items() if v is None]
+        merged.update(set_fields)
+        for key in unset_fields:
+            merged.pop(key, None)
+        # The limit is judged on this request's view of the data; concurrent writers can only
+        # add what each of them was allowed to.
+        self._check_size(merged)
+        if not await self.store.update_data(session.record.id, set_fields, unset_fields):
+            raise _invalid_session()
+        session.record.data = merged
+        return merged
+
+    def _checked_data(self, data, limit: bool = True) -> dict:
+        if not isinstance(data, dict):
+            raise ApiError(400, "invalid_data", "session data must be a JSON object")
+        _check_value(data, 0)
+        if limit:
+            self._check_size(data)
+        return data
+
+    def _check_size(self, data: dict) -> None:
+        size = len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+        if size > self.policy.data_max_bytes:
+            raise ApiError(
+                413, "data_too_large",
+                f"session data would be {size} bytes; the limit is {self.policy.data_max_bytes}",
+            )
+
+
+def validate_code(code) -> str:
+    """A login code must be a short printable string (WeChat's are 32 characters)."""
+    if code is None or code == "":
+        raise ApiError(400, "missing_code", "send the code from wx.login() as 'code'")
+    if not isinstance(code, str) or len(code) > MAX_CODE_LENGTH or not code.isprintable():
+        raise ApiError(400, "invalid_code",
+                       f"a login code is a printable string of at most {MAX_CODE_LENGTH} characters")
+    return code
+
+
+def _check_value(value, depth: int) -> None:
+    """Reject what the stores cannot keep faithfully: deep nesting, odd keys, huge integers."""
+    if depth > MAX_DATA_DEPTH:
+        raise ApiError(400, "invalid_data", f"session data is nested deeper than {MAX_DATA_DEPTH}")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            # MongoDB reads '.' as a path and '$' as an operator: such keys would not round-trip.
+            if not key or "." in key or key.startswith("$") or "\x00" in key:
+                raise ApiError(400, "invalid_data",
+                               f"invalid key {key[:40]!r}: keys must be non-empty and contain "
+                               "no '.', no NUL and not start with '$'")
+            _check_value(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_value(item, depth + 1)
+    elif isinstance(value, int) and not isinstance(value, bool) and not -_INT64 <= value < _INT64:
+        raise ApiError(400, "invalid_data", "integers in session data must fit in 64 bits")

@@ -1,0 +1,84 @@
+"""The session store contract: small, asynchronous, field-level.
+
+Two backends implement it: :class:`server.stores.memory.MemoryStore` (embedded default, one
+process) and :class:`server.stores.mongodb.MongoStore` (production, through motor). One contract
+test suite (``tests/test_store_contract.py``) runs against both.
+
+Times are float seconds since the epoch, as given by the service's clock: stores never read
+the wall clock themselves. Stores do not judge expiry (the service does, on every read, so that
+it can tell "expired" from "unknown"); they only keep ``expires_at`` and purge past it.
+"""
+
+from dataclasses import dataclass, field
+
+from server.login.base import Identity
+
+
+@dataclass
+class SessionRecord:
+    """One session as stored. ``id`` is the raw (unsigned) id: tokens never reach the store."""
+
+    id: str
+    openid: str
+    unionid: str | None
+    created_at: float
+    touched_at: float
+    expires_at: float
+    data: dict = field(default_factory=dict)
+
+
+class SessionStore:
+    """What the session service needs from storage. Every method may raise StoreUnavailable."""
+
+    #: True when expired sessions are not removed by the backend itself (no TTL index), so the
+    #: server must call :meth:`purge_expired` periodically.
+    needs_purge = True
+
+    async def open(self) -> None:
+        """Connect and create collections/indexes. Raises StoreUnavailable if unreachable."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+    async def ping(self) -> None:
+        """Return when the store answers; raise StoreUnavailable otherwise."""
+
+    async def login(self, identity: Identity, candidate: SessionRecord, reuse_since: float | None,
+                    now: float) -> tuple[SessionRecord, bool]:
+        """Record a login of ``identity`` and return ``(session, reused)``.
+
+        Stores the identity's ``session_key`` as the user's newest one. If the session most
+        recently issued to this openid was issued at or after ``reuse_since`` and has not ended,
+        returns it; otherwise stores ``candidate`` and makes it the user's most recent session.
+        ``reuse_since=None`` disables reuse. This must be atomic across processes sharing the
+        store: concurrent logins of one openid converge on a single session.
+        """
+        raise NotImplementedError
+
+    async def get(self, session_id: str) -> SessionRecord | None:
+        """The stored session (expired or not), or None."""
+        raise NotImplementedError
+
+    async def touch(self, session_id: str, touched_at: float, expires_at: float) -> None:
+        """Slide the expiry. Never moves ``touched_at`` or ``expires_at`` backwards."""
+        raise NotImplementedError
+
+    async def delete(self, session_id: str) -> None:
+        """End the session (no error when it is already gone)."""
+        raise NotImplementedError
+
+    async def replace_data(self, session_id: str, data: dict) -> bool:
+        """Replace the session's data; False when the session is gone."""
+        raise NotImplementedError
+
+    async def update_data(self, session_id: str, set_fields: dict, unset_fields: list[str]) -> bool:
+        """Set and remove top-level data keys, leaving the others untouched; False when gone."""
+        raise NotImplementedError
+
+    async def session_key(self, openid: str) -> str | None:
+        """The newest session_key recorded for this openid (server-side use only)."""
+        raise NotImplementedError
+
+    async def purge_expired(self, now: float) -> int:
+        """Remove sessions whose ``expires_at`` is past; return how many."""
+        raise NotImplementedError

@@ -1,0 +1,80 @@
+"""In-process session store: the embedded default.
+
+Single process only and lost on restart: fine for development and tests, not for production
+(use ``backend = "mongodb"``). Each method runs without awaiting, so on one event loop every
+method is atomic, which is what the contract's concurrency guarantees need.
+"""
+
+import copy
+
+from server.login.base import Identity
+from server.stores.base import SessionRecord, SessionStore
+
+
+class _User:
+    __slots__ = ("session_key", "recent_session_id", "recent_at")
+
+    def __init__(self) -> None:
+        self.session_key: str | None = None
+        self.recent_session_id: str | None = None
+        self.recent_at = 0.0
+
+
+class MemoryStore(SessionStore):
+    needs_purge = True
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, SessionRecord] = {}
+        self._users: dict[str, _User] = {}
+
+    async def login(self, identity: Identity, candidate: SessionRecord, reuse_since: float | None,
+                    now: float) -> tuple[SessionRecord, bool]:
+        user = self._users.setdefault(identity.openid, _User())
+        user.session_key = identity.session_key
+        if reuse_since is not None and user.recent_at >= reuse_since:
+            recent = self._sessions.get(user.recent_session_id)
+            if recent is not None and recent.expires_at > now:
+                return copy.deepcopy(recent), True
+        self._sessions[candidate.id] = copy.deepcopy(candidate)
+        user.recent_session_id, user.recent_at = candidate.id, now
+        return candidate, False
+
+    async def get(self, session_id: str) -> SessionRecord | None:
+        record = self._sessions.get(session_id)
+        # Copies, so that callers never mutate the stored state behind the store's back.
+        return copy.deepcopy(record) if record is not None else None
+
+    async def touch(self, session_id: str, touched_at: float, expires_at: float) -> None:
+        record = self._sessions.get(session_id)
+        if record is not None:
+            record.touched_at = max(record.touched_at, touched_at)
+            record.expires_at = max(record.expires_at, expires_at)
+
+    async def delete(self, session_id: str) -> None:
+        self._sessions.pop(session_id, None)
+
+    async def replace_data(self, session_id: str, data: dict) -> bool:
+        record = self._sessions.get(session_id)
+        if record is None:
+            return False
+        record.data = copy.deepcopy(data)
+        return True
+
+    async def update_data(self, session_id: str, set_fields: dict, unset_fields: list[str]) -> bool:
+        record = self._sessions.get(session_id)
+        if record is None:
+            return False
+        record.data.update(copy.deepcopy(set_fields))
+        for key in unset_fields:
+            record.data.pop(key, None)
+        return True
+
+    async def session_key(self, openid: str) -> str | None:
+        user = self._users.get(openid)
+        return user.session_key if user else None
+
+    async def purge_expired(self, now: float) -> int:
+        expired = [sid for sid, record in self._sessions.items() if record.expires_at <= now]
+        for sid in expired:
+            del self._sessions[sid]
+        return len(expired)

@@ -1,0 +1,229 @@
+"""MongoDB session store, through motor.
+
+This module is the only place in minisession that uses the MongoDB driver. Motor is deprecated
+upstream in favour of PyMongo's own ``AsyncMongoClient`` (end of life 2026-05-14, critical fixes
+until 2027-05-14); switching means changing the import and the client constructor below.
+
+Collections:
+
+- ``sessions``: ``{_id: raw id, openid, unionid, created_at, touched_at, expires_at, data}``,
+  indexed on ``openid`` and on ``expires_at`` (a TTL index where the server has them, so MongoDB
+  deletes expired sessions itself; FerretDB 1.x answers NotImplemented, and the server then
+  purges periodically).
+- ``users``: one document per openid: ``{_id: openid, session_key, unionid, login_at,
+  recent_session_id, recent_at}``. The ``recent_*`` fields make concurrent logins converge:
+  the session id is claimed with a compare-and-set on that single document.
+
+Every update is field-level (``$set``/``$unset``/``$max`` on the fields concerned), so a data
+write and a concurrent expiry slide never undo each other.
+"""
+
+import functools
+import logging
+from datetime import datetime, timezone
+
+from motor.motor_asyncio import AsyncIOMotorClient
+from pymongo import ReturnDocument
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, OperationFailure, PyMongoError
+
+from server.errors import StoreUnavailable
+from server.login.base import Identity
+from server.stores.base import SessionRecord, SessionStore
+
+log = logging.getLogger("minisession.store")
+
+_NOT_IMPLEMENTED = 238  # MongoDB's error code for NotImplemented, as FerretDB answers TTL indexes
+_CLAIM_ATTEMPTS = 5
+
+
+def _dt(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, timezone.utc)
+
+
+def _guard(method):
+    """Turn driver failures into StoreUnavailable (503) without leaking driver details."""
+
+    @functools.wraps(method)
+    async def wrapper(self, *args, **kwargs):
+        try:
+            return await method(self, *args, **kwargs)
+        except PyMongoError as exc:
+            if isinstance(exc, ConnectionFailure) or exc.timeout:
+                log.warning("MongoDB unreachable during %s: %s", method.__name__, type(exc).__name__)
+            else:
+                log.error("MongoDB error during %s: %s", method.__name__, exc)
+            raise StoreUnavailable() from None
+
+    return wrapper
+
+
+class MongoStore(SessionStore):
+    """Sessions in MongoDB (or a compatible server such as FerretDB)."""
+
+    def __init__(self, uri: str, database: str, timeout: float):
+        self._uri = uri
+        self._database_name = database
+        self._timeout_ms = max(1, int(timeout * 1000))
+        self._client = None
+        self.needs_purge = False
+        self.indexes_ready = False
+
+    def _connect(self) -> None:
+        # Every wait on MongoDB is bounded by the one configured timeout (CSOT), so a request
+        # never hangs on a dead server: it answers 503 store_unavailable instead.
+        self._client = AsyncIOMotorClient(
+            self._uri, tz_aware=True, appname="minisession",
+            serverSelectionTimeoutMS=self._timeout_ms, connectTimeoutMS=self._timeout_ms,
+            timeoutMS=self._timeout_ms,
+        )
+        db = self._client[self._database_name]
+        self._sessions = db["sessions"]
+        self._users = db["users"]
+
+    @_guard
+    async def open(self) -> None:
+        if self._client is None:
+            self._connect()
+        if not self.indexes_ready:
+            await self._ensure_indexes()
+
+    async def _ensure_indexes(self) -> None:
+        await self._sessions.create_index("openid")
+        try:
+            await self._sessions.create_index("expires_at", name="expires_at_ttl",
+                                              expireAfterSeconds=0)
+            self.needs_purge = False
+        except OperationFailure as exc:
+            if exc.code != _NOT_IMPLEMENTED:
+                raise
+            await self._sessions.create_index("expires_at")
+            self.needs_purge = True
+        self.indexes_ready = True
+
+    @_guard
+    async def drop(self) -> None:
+        """Delete everything this store holds (test tear-down, decommissioning)."""
+        if self._client is None:
+            self._connect()
+        await self._client.drop_database(self._database_name)
+
+    async def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    @_guard
+    async def ping(self) -> None:
+        await self._client.admin.command("ping")
+
+    @staticmethod
+    def _record(doc: dict) -> SessionRecord:
+        return SessionRecord(
+            id=doc["_id"], openid=doc["openid"], unionid=doc.get("unionid"),
+            created_at=doc["created_at"].timestamp(), touched_at=doc["touched_at"].timestamp(),
+            expires_at=doc["expires_at"].timestamp(), data=doc.get("data") or {},
+        )
+
+    @staticmethod
+    def _document(record: SessionRecord) -> dict:
+        return {
+            "_id": record.id, "openid": record.openid, "unionid": record.unionid,
+            "created_at": _dt(record.created_at), "touched_at": _dt(record.touched_at),
+            "expires_at": _dt(record.expires_at), "data": record.data,
+        }
+
+    async def _record_login(self, identity: Identity, now: float) -> dict:
+        fields = {"session_key": identity.session_key, "login_at": _dt(now)}
+        if identity.unionid is not None:
+            fields["unionid"] = identity.unionid
+        for _ in range(2):
+            try:
+                return await self._users.find_one_and_update(
+                    {"_id": identity.openid}, {"$set": fields}, upsert=True,
+                    return_document=ReturnDocument.AFTER,
+                )
+            except DuplicateKeyError:
+                # Two first logins raced to insert the user; the loser now finds it and updates.
+                continue
+        raise StoreUnavailable("the user record could not be written, try again")
+
+    @_guard
+    async def login(self, identity: Identity, candidate: SessionRecord, reuse_since: float | None,
+                    now: float) -> tuple[SessionRecord, bool]:
+        user = await self._record_login(identity, now)
+        if reuse_since is None:
+            await self._sessions.insert_one(self._document(candidate))
+            await self._users.update_one(
+                {"_id": identity.openid},
+                {"$set": {"recent_session_id": candidate.id, "recent_at": _dt(now)}},
+            )
+            return candidate, False
+
+        inserted = False
+        for _ in range(_CLAIM_ATTEMPTS):
+            recent_id = user.get("recent_session_id")
+            recent_at = user.get("recent_at")
+            if recent_id and recent_at is not None and recent_at.timestamp() >= reuse_since:
+                recent = await self._sessions.find_one({"_id": recent_id})
+                if recent is not None and recent["expires_at"].timestamp() > now:
+                    if inserted:
+                        await self._sessions.delete_one({"_id": candidate.id})
+                    return self._record(recent), True
+            # Insert before claiming, so whoever reads the claim finds the session in place.
+            if not inserted:
+                await self._sessions.insert_one(self._document(candidate))
+                inserted = True
+            claimed = await self._users.update_one(
+                {"_id": identity.openid, "recent_session_id": recent_id},
+                {"$set": {"recent_session_id": candidate.id, "recent_at": _dt(now)}},
+            )
+            if claimed.matched_count == 1:
+                return candidate, False
+            # Someone else claimed first: read their claim and reuse it.
+            user = await self._users.find_one({"_id": identity.openid}) or {}
+        await self._sessions.delete_one({"_id": candidate.id})
+        raise StoreUnavailable("too many concurrent logins for this user, try again")
+
+    @_guard
+    async def get(self, session_id: str) -> SessionRecord | None:
+        doc = await self._sessions.find_one({"_id": session_id})
+        return self._record(doc) if doc is not None else None
+
+    @_guard
+    async def touch(self, session_id: str, touched_at: float, expires_at: float) -> None:
+        # $max: a slow request can never move the expiry backwards past a newer slide.
+        await self._sessions.update_one(
+            {"_id": session_id},
+            {"$max": {"touched_at": _dt(touched_at), "expires_at": _dt(expires_at)}},
+        )
+
+    @_guard
+    async def delete(self, session_id: str) -> None:
+        await self._sessions.delete_one({"_id": session_id})
+
+    @_guard
+    async def replace_data(self, session_id: str, data: dict) -> bool:
+        result = await self._sessions.update_one({"_id": session_id}, {"$set": {"data": data}})
+        return result.matched_count == 1
+
+    @_guard
+    async def update_data(self, session_id: str, set_fields: dict, unset_fields: list[str]) -> bool:
+        update = {}
+        if set_fields:
+            update["$set"] = {f"data.{key}": value for key, value in set_fields.items()}
+        if unset_fields:
+            update["$unset"] = {f"data.{key}": "" for key in unset_fields}
+        if not update:
+            return await self._sessions.find_one({"_id": session_id}, {"_id": 1}) is not None
+        result = await self._sessions.update_one({"_id": session_id}, update)
+        return result.matched_count == 1
+
+    @_guard
+    async def session_key(self, openid: str) -> str | None:
+        doc = await self._users.find_one({"_id": openid}, {"session_key": 1})
+        return doc.get("session_key") if doc else None
+
+    @_guard
+    async def purge_expired(self, now: float) -> int:
+        result = await self._sessions.delete_many({"expires_at": {"$lte": _dt(now)}})
+        return result.deleted_count

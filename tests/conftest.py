@@ -1,0 +1,130 @@
+"""Shared fixtures: a real MongoDB-compatible server, both stores, an in-process server.
+
+MongoDB tests talk to a real server over the network: ``MONGODB_URI`` when set, otherwise a
+FerretDB (SQLite backend) built and started here on a free loopback port. If neither can be had
+the MongoDB tests fail; they are never skipped.
+"""
+
+import json
+import os
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+from server.app import Minisession
+from server.clock import FakeClock
+from server.config import parse_config
+from server.stores.memory import MemoryStore
+from server.stores.mongodb import MongoStore
+from tests.ferretdb import FerretDB, ensure_binary
+
+SECRET = "test-signing-secret-0123456789abcdef-not-for-production"
+BACKENDS = ["memory", "mongodb"]
+
+
+def make_config(**sections):
+    """A validated Config for tests: dev login, memory store, our test secret, plus overrides."""
+    data = {"session": {"secrets": [SECRET]}, "login": {"provider": "dev"}}
+    for name, values in sections.items():
+        data.setdefault(name, {}).update(values)
+    return parse_config(data, environ={}, source="<test>")
+
+
+@pytest.fixture(scope="session")
+def mongodb_uri():
+    uri = os.environ.get("MONGODB_URI")
+    if uri:
+        yield uri
+        return
+    with tempfile.TemporaryDirectory(prefix="minisession-ferretdb-") as data:
+        server = FerretDB(ensure_binary(), Path(data))
+        server.start()
+        try:
+            yield server.uri
+        finally:
+            server.stop()
+
+
+def open_store(backend: str, io_loop, request) -> object:
+    """A fresh, opened store of that backend; a MongoDB one in its own database, dropped after."""
+    if backend == "memory":
+        return MemoryStore()
+    uri = request.getfixturevalue("mongodb_uri")
+    store = MongoStore(uri, f"minisession_test_{uuid.uuid4().hex[:12]}", timeout=5.0)
+    io_loop.run_sync(store.open)
+
+    def tear_down():
+        io_loop.run_sync(store.drop)
+        io_loop.run_sync(store.close)
+
+    request.addfinalizer(tear_down)
+    return store
+
+
+@pytest.fixture
+def backend():
+    """Which store the in-process server uses; parametrize ``backend`` to run on both."""
+    return "memory"
+
+
+@pytest.fixture
+def store(backend, io_loop, request):
+    return open_store(backend, io_loop, request)
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def config():
+    """Override in a test module (or parametrize) to change the server's configuration."""
+    return make_config()
+
+
+@pytest.fixture
+def server(config, store, clock, io_loop):
+    instance = Minisession(config, clock=clock, store=store)
+    io_loop.run_sync(instance.start)
+    yield instance
+    io_loop.run_sync(instance.stop)
+
+
+@pytest.fixture
+def app(server):
+    """pytest-tornado serves this application on a real loopback port (``http_server``)."""
+    return server.application
+
+
+class Client:
+    """Small helper over Tornado's HTTP client: never raises on HTTP errors, parses JSON."""
+
+    def __init__(self, http_client, base_url):
+        self._http = http_client
+        self.base_url = base_url
+
+    async def request(self, method, path, body=None, headers=None, json_body=None):
+        headers = dict(headers or {})
+        if json_body is not None:
+            body = json.dumps(json_body)
+            headers.setdefault("Content-Type", "application/json")
+        if body is None and method in ("POST", "PUT", "PATCH"):
+            body = b""
+        response = await self._http.fetch(
+            self.base_url + path, method=method, body=body, headers=headers,
+            raise_error=False, allow_nonstandard_methods=True, follow_redirects=False,
+            request_timeout=20,
+        )
+        response.json = json.loads(response.body) if response.body else None
+        return response
+
+    async def login(self, code="dev:alice", **kwargs):
+        return await self.request("POST", "/login", json_body={"code": code}, **kwargs)
+
+
+@pytest.fixture
+def client(http_client, base_url):
+    return Client(http_client, base_url)
