@@ -26,6 +26,9 @@ class SessionIdSigner:
     """Issues new signed session tokens and verifies tokens sent back by clients."""
 
     def __init__(self, secrets: tuple[str, ...] | list[str]):
+        if isinstance(secrets, (str, bytes)):
+            # A bare string would silently make every character a secret of its own.
+            raise TypeError("secrets must be a list of strings, not a single string")
         if not secrets:
             raise ValueError("at least one signing secret is required")
         self._keys = [s.encode("utf-8") for s in secrets]

@@ -13,14 +13,24 @@ Collections:
 - ``users``: one document per openid: ``{_id: openid, session_key, unionid, login_at,
   recent_session_id, recent_at}``. The ``recent_*`` fields make concurrent logins converge:
   the session id is claimed with a compare-and-set on that single document.
+- ``locks``: only on servers whose updates are not atomic (below).
 
-Every update is field-level (``$set``/``$unset``/``$max`` on the fields concerned), so a data
-write and a concurrent expiry slide never undo each other.
+Every update is field-level (``$set``/``$unset``/``$max`` on the fields concerned), so on
+MongoDB a data write and a concurrent expiry slide never undo each other. FerretDB 1.x applies
+an update as "read the document, change it, write it all back" with no check in between, so
+two concurrent updates of one document can lose one of them (and a compare-and-set can succeed
+twice). Its unique ``_id`` on insert *is* enforced atomically, so on FerretDB writes to one
+document are serialized by inserting a lock document ``{_id: key}`` first and deleting it
+after. MongoDB itself never takes these locks.
 """
 
+import asyncio
+import contextlib
 import functools
 import logging
-from datetime import datetime, timezone
+import random
+import uuid
+from datetime import datetime, timedelta, timezone
 
 from motor.motor_asyncio import AsyncIOMotorClient
 from pymongo import ReturnDocument
@@ -34,6 +44,8 @@ log = logging.getLogger("minisession.store")
 
 _NOT_IMPLEMENTED = 238  # MongoDB's error code for NotImplemented, as FerretDB answers TTL indexes
 _CLAIM_ATTEMPTS = 5
+# A lock is held for one or two round trips; one this old belongs to a process that died.
+_STALE_LOCK = timedelta(seconds=10)
 
 
 def _dt(seconds: float) -> datetime:
@@ -67,6 +79,8 @@ class MongoStore(SessionStore):
         self._client = None
         self.needs_purge = False
         self.indexes_ready = False
+        #: False on servers that do not apply single-document updates atomically (FerretDB).
+        self.atomic_updates = True
 
     def _connect(self) -> None:
         # Every wait on MongoDB is bounded by the one configured timeout (CSOT), so a request
@@ -79,6 +93,7 @@ class MongoStore(SessionStore):
         db = self._client[self._database_name]
         self._sessions = db["sessions"]
         self._users = db["users"]
+        self._locks = db["locks"]
 
     @_guard
     async def open(self) -> None:
@@ -88,6 +103,8 @@ class MongoStore(SessionStore):
             await self._ensure_indexes()
 
     async def _ensure_indexes(self) -> None:
+        build = await self._client.admin.command("buildInfo")
+        self.atomic_updates = "ferretdbVersion" not in build
         await self._sessions.create_index("openid")
         try:
             await self._sessions.create_index("expires_at", name="expires_at_ttl",
@@ -115,6 +132,38 @@ class MongoStore(SessionStore):
     @_guard
     async def ping(self) -> None:
         await self._client.admin.command("ping")
+
+    @contextlib.asynccontextmanager
+    async def _exclusive(self, key: str):
+        """Hold the write lock of one document, on servers that need it (see module doc)."""
+        if self.atomic_updates:
+            yield
+            return
+        owner = uuid.uuid4().hex
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout_ms / 1000
+        pause = 0.001
+        while True:
+            try:
+                await self._locks.insert_one(
+                    {"_id": key, "owner": owner, "at": datetime.now(timezone.utc)})
+                break
+            except DuplicateKeyError:
+                held = await self._locks.find_one({"_id": key})
+                if held is not None and held["at"] < datetime.now(timezone.utc) - _STALE_LOCK:
+                    await self._locks.delete_one({"_id": key, "owner": held["owner"]})
+                    continue
+                if loop.time() > deadline:
+                    raise StoreUnavailable("the session is busy, try again") from None
+                await asyncio.sleep(pause * (0.5 + random.random()))
+                pause = min(pause * 2, 0.05)
+        try:
+            yield
+        finally:
+            try:
+                await self._locks.delete_one({"_id": key, "owner": owner})
+            except PyMongoError:
+                log.warning("could not release a write lock; it expires by itself")
 
     @staticmethod
     def _record(doc: dict) -> SessionRecord:
@@ -150,6 +199,11 @@ class MongoStore(SessionStore):
     @_guard
     async def login(self, identity: Identity, candidate: SessionRecord, reuse_since: float | None,
                     now: float) -> tuple[SessionRecord, bool]:
+        async with self._exclusive("user:" + identity.openid):
+            return await self._login(identity, candidate, reuse_since, now)
+
+    async def _login(self, identity: Identity, candidate: SessionRecord,
+                     reuse_since: float | None, now: float) -> tuple[SessionRecord, bool]:
         user = await self._record_login(identity, now)
         if reuse_since is None:
             await self._sessions.insert_one(self._document(candidate))
@@ -192,10 +246,11 @@ class MongoStore(SessionStore):
     @_guard
     async def touch(self, session_id: str, touched_at: float, expires_at: float) -> None:
         # $max: a slow request can never move the expiry backwards past a newer slide.
-        await self._sessions.update_one(
-            {"_id": session_id},
-            {"$max": {"touched_at": _dt(touched_at), "expires_at": _dt(expires_at)}},
-        )
+        async with self._exclusive(session_id):
+            await self._sessions.update_one(
+                {"_id": session_id},
+                {"$max": {"touched_at": _dt(touched_at), "expires_at": _dt(expires_at)}},
+            )
 
     @_guard
     async def delete(self, session_id: str) -> None:
@@ -203,7 +258,9 @@ class MongoStore(SessionStore):
 
     @_guard
     async def replace_data(self, session_id: str, data: dict) -> bool:
-        result = await self._sessions.update_one({"_id": session_id}, {"$set": {"data": data}})
+        async with self._exclusive(session_id):
+            result = await self._sessions.update_one({"_id": session_id},
+                                                     {"$set": {"data": data}})
         return result.matched_count == 1
 
     @_guard
@@ -215,7 +272,8 @@ class MongoStore(SessionStore):
             update["$unset"] = {f"data.{key}": "" for key in unset_fields}
         if not update:
             return await self._sessions.find_one({"_id": session_id}, {"_id": 1}) is not None
-        result = await self._sessions.update_one({"_id": session_id}, update)
+        async with self._exclusive(session_id):
+            result = await self._sessions.update_one({"_id": session_id}, update)
         return result.matched_count == 1
 
     @_guard

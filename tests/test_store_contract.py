@@ -1,0 +1,162 @@
+"""The store contract, run against both backends: MemoryStore and MongoStore on a real server."""
+
+import asyncio
+import uuid
+
+import pytest
+
+from server.login.base import Identity
+from server.stores.base import SessionRecord
+from server.stores.mongodb import MongoStore
+from tests.conftest import BACKENDS, open_store
+
+NOW = 1_800_000_000.0
+pytestmark = pytest.mark.parametrize("backend", BACKENDS)
+
+
+def record(openid="alice", now=NOW, lifetime=7200.0, data=None) -> SessionRecord:
+    return SessionRecord(id=uuid.uuid4().hex, openid=openid, unionid=None, created_at=now,
+                         touched_at=now, expires_at=now + lifetime, data=data or {})
+
+
+def identity(openid="alice", key="key-1", unionid=None) -> Identity:
+    return Identity(openid=openid, session_key=key, unionid=unionid)
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_login_stores_a_new_session_that_reads_back(store):
+    candidate = record(data={"a": 1})
+    session, reused = await store.login(identity(), candidate, NOW - 30, NOW)
+    assert (session.id, reused) == (candidate.id, False)
+    assert await store.get(candidate.id) == candidate
+    assert await store.get("no-such-session") is None
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_login_within_the_window_reuses_the_recent_session(store):
+    first, _ = await store.login(identity(key="k1"), record(), NOW - 30, NOW)
+    second, reused = await store.login(identity(key="k2"), record(now=NOW + 10), NOW + 10 - 30,
+                                       NOW + 10)
+    assert reused is True
+    assert second.id == first.id
+    # The newest session_key replaces the stored one even when the session is reused.
+    assert await store.session_key("alice") == "k2"
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_login_after_the_window_or_without_reuse_makes_a_new_session(store):
+    first, _ = await store.login(identity(), record(), NOW - 30, NOW)
+    later = NOW + 31
+    second, reused = await store.login(identity(), record(now=later), later - 30, later)
+    assert reused is False and second.id != first.id
+    third, reused = await store.login(identity(), record(now=later), None, later)
+    assert reused is False and third.id not in (first.id, second.id)
+    # Older sessions stay valid: a new login does not log other devices out.
+    assert await store.get(first.id) is not None
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_login_does_not_reuse_an_ended_or_expired_session(store):
+    first, _ = await store.login(identity(), record(), NOW - 30, NOW)
+    await store.delete(first.id)
+    second, reused = await store.login(identity(), record(), NOW - 30, NOW + 1)
+    assert reused is False and second.id != first.id
+
+    short, _ = await store.login(identity("bob"), record("bob", lifetime=5), NOW - 30, NOW)
+    again, reused = await store.login(identity("bob"), record("bob", now=NOW + 6), NOW + 6 - 30,
+                                      NOW + 6)
+    assert reused is False and again.id != short.id
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_concurrent_logins_converge_on_one_session(store, backend, io_loop, request):
+    # For MongoDB, half the logins go through a second client: two processes' worth of races.
+    stores = [store]
+    if backend == "mongodb":
+        twin = MongoStore(request.getfixturevalue("mongodb_uri"), store._database_name, 5.0)
+        await twin.open()
+        stores.append(twin)
+    candidates = [record("carol") for _ in range(20)]
+    try:
+        results = await asyncio.gather(*(
+            stores[i % len(stores)].login(identity("carol", key=f"k{i}"), c, NOW - 30, NOW)
+            for i, c in enumerate(candidates)
+        ))
+    finally:
+        if len(stores) > 1:
+            await stores[1].close()
+    assert len({session.id for session, _ in results}) == 1
+    assert sum(not reused for _, reused in results) == 1
+    # Exactly one session exists: the losers' candidates were not left behind.
+    stored = [c.id for c in candidates if await store.get(c.id) is not None]
+    assert stored == [results[0][0].id]
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_touch_slides_and_never_moves_backwards(store):
+    session, _ = await store.login(identity(), record(), None, NOW)
+    await store.touch(session.id, NOW + 100, NOW + 7300)
+    await store.touch(session.id, NOW + 50, NOW + 7250)  # a slower, older request
+    stored = await store.get(session.id)
+    assert (stored.touched_at, stored.expires_at) == (NOW + 100, NOW + 7300)
+    await store.touch("no-such-session", NOW, NOW + 1)  # no error, nothing created
+    assert await store.get("no-such-session") is None
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_delete_ends_the_session_and_is_idempotent(store):
+    session, _ = await store.login(identity(), record(), None, NOW)
+    await store.delete(session.id)
+    assert await store.get(session.id) is None
+    await store.delete(session.id)
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_data_replace_and_field_level_update(store):
+    session, _ = await store.login(identity(), record(data={"keep": 1, "drop": 2}), None, NOW)
+    value = {"nested": {"list": [1, "two", None, True, 2.5]}, "text": "中文 ✓", "big": 2**62}
+    assert await store.update_data(session.id, {"new": value}, ["drop"]) is True
+    assert (await store.get(session.id)).data == {"keep": 1, "new": value}
+    assert await store.replace_data(session.id, {"only": []}) is True
+    assert (await store.get(session.id)).data == {"only": []}
+    assert await store.update_data("no-such-session", {"a": 1}, []) is False
+    assert await store.replace_data("no-such-session", {"a": 1}) is False
+    assert await store.update_data(session.id, {}, []) is True
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_concurrent_field_updates_and_touches_lose_nothing(store):
+    session, _ = await store.login(identity(), record(), None, NOW)
+    writes = [store.update_data(session.id, {f"k{i}": i}, []) for i in range(20)]
+    touches = [store.touch(session.id, NOW + i, NOW + 7200 + i) for i in range(20)]
+    await asyncio.gather(*[op for pair in zip(writes, touches) for op in pair])
+    stored = await store.get(session.id)
+    assert stored.data == {f"k{i}": i for i in range(20)}
+    assert stored.expires_at == NOW + 7200 + 19
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_reads_are_copies(store):
+    session, _ = await store.login(identity(), record(data={"a": [1]}), None, NOW)
+    got = await store.get(session.id)
+    got.data["a"].append(2)
+    got.expires_at = 0
+    again = await store.get(session.id)
+    assert again.data == {"a": [1]} and again.expires_at == NOW + 7200
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_purge_removes_only_expired_sessions(store):
+    old, _ = await store.login(identity("old"), record("old", lifetime=10), None, NOW)
+    live, _ = await store.login(identity("live"), record("live", lifetime=100), None, NOW)
+    assert await store.purge_expired(NOW + 10) == 1
+    assert await store.get(old.id) is None
+    assert await store.get(live.id) is not None
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_unionid_is_kept(store):
+    with_union = record()
+    with_union.unionid = "u-1"
+    session, _ = await store.login(identity(unionid="u-1"), with_union, None, NOW)
+    assert (await store.get(session.id)).unionid == "u-1"
