@@ -12,16 +12,23 @@ import uuid
 from pathlib import Path
 
 import pytest
+import tornado.httpserver
+import tornado.testing
 
 from server.app import Minisession
 from server.clock import FakeClock
 from server.config import parse_config
+from server.fake_wechat import FakeWeChat, make_app
 from server.stores.memory import MemoryStore
 from server.stores.mongodb import MongoStore
 from tests.ferretdb import FerretDB, ensure_binary
 
 SECRET = "test-signing-secret-0123456789abcdef-not-for-production"
 BACKENDS = ["memory", "mongodb"]
+#: Run a test once on each store backend.
+on_both_stores = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+WECHAT_APPID = "wx-test-appid"
+WECHAT_SECRET = "test-secret-0123456789abcdef"
 
 
 def make_config(**sections):
@@ -64,9 +71,33 @@ def open_store(backend: str, io_loop, request) -> object:
 
 
 @pytest.fixture
-def backend():
-    """Which store the in-process server uses; parametrize ``backend`` to run on both."""
-    return "memory"
+def fake():
+    """The fake WeChat's state: mint codes, count calls, move its clock."""
+    return FakeWeChat(appid=WECHAT_APPID, secret=WECHAT_SECRET, clock=FakeClock())
+
+
+@pytest.fixture
+def api_base(io_loop, fake):
+    """The fake WeChat served on the test's IOLoop, on a free loopback port."""
+    sock, port = tornado.testing.bind_unused_port()
+    server = tornado.httpserver.HTTPServer(make_app(fake))
+    server.add_sockets([sock])
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+    io_loop.run_sync(server.close_all_connections, timeout=5)
+
+
+def wechat_config(api_base, timeout=5.0, **sections):
+    """A test Config that logs in through the (fake) WeChat at ``api_base``."""
+    return make_config(login={"provider": "wechat"},
+                       wechat={"appid": WECHAT_APPID, "secret": WECHAT_SECRET,
+                               "api_base": api_base, "timeout": timeout}, **sections)
+
+
+@pytest.fixture
+def backend(request):
+    """Which store the test uses: memory unless marked ``@on_both_stores``."""
+    return getattr(request, "param", "memory")
 
 
 @pytest.fixture
@@ -126,5 +157,7 @@ class Client:
 
 
 @pytest.fixture
-def client(http_client, base_url):
+def client(server, http_client, base_url):
+    # ``server`` is named so that pytest sees the whole chain (pytest-tornado's http_server
+    # looks ``app`` up dynamically) and parametrizing ``backend`` or ``config`` reaches it.
     return Client(http_client, base_url)

@@ -10,7 +10,12 @@ from urllib.parse import unquote
 
 import pytest
 
-from server.cookies import MAX_VALUE_LENGTH, cookie_values, header_values, session_cookie
+from server.cookies import (
+    MAX_VALUE_LENGTH,
+    cookie_values,
+    header_values,
+    session_cookie,
+)
 from server.ids import SessionIdSigner
 
 NAME = "sessionid"

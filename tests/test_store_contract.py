@@ -8,10 +8,10 @@ import pytest
 from server.login.base import Identity
 from server.stores.base import SessionRecord
 from server.stores.mongodb import MongoStore
-from tests.conftest import BACKENDS, open_store
+from tests.conftest import on_both_stores
 
 NOW = 1_800_000_000.0
-pytestmark = pytest.mark.parametrize("backend", BACKENDS)
+pytestmark = on_both_stores
 
 
 def record(openid="alice", now=NOW, lifetime=7200.0, data=None) -> SessionRecord:

@@ -9,29 +9,10 @@ import pytest
 import tornado.httpserver
 import tornado.testing
 
-from server.clock import FakeClock
 from server.errors import ApiError
-from server.fake_wechat import FakeWeChat, make_app
 from server.login.wechat import WeChatLoginProvider
-
-APPID = "wx-test-appid"
-SECRET = "test-secret-0123456789abcdef"
-
-
-@pytest.fixture
-def fake():
-    return FakeWeChat(appid=APPID, secret=SECRET, clock=FakeClock())
-
-
-@pytest.fixture
-def api_base(io_loop, fake):
-    """The fake WeChat served on the test's IOLoop, on a free loopback port."""
-    sock, port = tornado.testing.bind_unused_port()
-    server = tornado.httpserver.HTTPServer(make_app(fake))
-    server.add_sockets([sock])
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-    io_loop.run_sync(server.close_all_connections, timeout=5)
+from tests.conftest import WECHAT_APPID as APPID
+from tests.conftest import WECHAT_SECRET as SECRET
 
 
 @pytest.fixture
