@@ -110,6 +110,10 @@ class MongoStore(SessionStore):
     async def _ensure_indexes(self) -> None:
         build = await self._client.admin.command("buildInfo")
         self.atomic_updates = "ferretdbVersion" not in build
+        if not self.atomic_updates:
+            log.warning("this server (FerretDB %s) does not apply updates atomically: writes to "
+                        "one session or user are serialized with lock documents",
+                        build["ferretdbVersion"])
         await self._sessions.create_index("openid")
         try:
             await self._sessions.create_index("expires_at", name="expires_at_ttl",
