@@ -47,13 +47,20 @@ async def _serve(config) -> None:
     await server_app.stop()
 
 
-def _serve_command(args) -> int:
+def _load_config(path: str):
+    """The validated config, or None after telling the administrator what is wrong."""
     from server.config import ConfigError, load_config
 
     try:
-        config = load_config(args.config)
+        return load_config(path)
     except ConfigError as exc:
         print(f"minisession: configuration error: {exc}", file=sys.stderr)
+        return None
+
+
+def _serve_command(args) -> int:
+    config = _load_config(args.config)
+    if config is None:
         return 2
     _setup_logging(config.log.level)
     for notice in config.notices:
@@ -68,12 +75,8 @@ def _serve_command(args) -> int:
 
 
 def _check_command(args) -> int:
-    from server.config import ConfigError, load_config
-
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"minisession: configuration error: {exc}", file=sys.stderr)
+    config = _load_config(args.config)
+    if config is None:
         return 2
     for notice in config.notices:
         print(f"notice: {notice}")
