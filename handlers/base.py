@@ -12,8 +12,7 @@ from server.errors import ApiError
 log = logging.getLogger("minisession.http")
 
 # Standard Tornado errors (raised before our code runs) keep a stable machine code.
-_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
-               413: "body_too_large"}
+_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
 
 
 def _reject_constant(name: str):
@@ -34,6 +33,10 @@ class ApiHandler(tornado.web.RequestHandler):
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         # Answers carry session ids and user data: no cache may keep them.
         self.set_header("Cache-Control", "no-store")
+
+    def compute_etag(self) -> None:
+        # No ETag, so no 304: session answers are never served from a validator.
+        return None
 
     def write_json(self, payload: dict, status: int = 200) -> None:
         self.set_status(status)
@@ -92,7 +95,7 @@ class ApiHandler(tornado.web.RequestHandler):
         body = self.request.body
         if not body.strip():
             return None
-        if body.lstrip()[:1] == b"{":
+        if body.lstrip()[:1] in (b"{", b"["):
             return self.json_object().get(name)
         try:
             form = parse_qs(body.decode("utf-8"), strict_parsing=False)

@@ -41,7 +41,10 @@ class LoginHandler(ApiHandler):
         now = self.ctx.service.clock.now()
         record = session.record
         self.send_session_id(session.token, round(record.expires_at - now))
-        self.write_json({"session_id": session.token, "reused": reused, **describe(record, now)})
+        # "sessionid" repeats the id for the many clients copied from tutorials that read
+        # res.data.sessionid.
+        self.write_json({"session_id": session.token, "sessionid": session.token,
+                         "reused": reused, **describe(record, now)})
 
 
 class SessionHandler(ApiHandler):

@@ -17,6 +17,7 @@ from server.stores.base import SessionRecord, SessionStore
 log = logging.getLogger("minisession.sessions")
 
 MAX_CODE_LENGTH = 256
+MAX_LOOKUPS = 3  # store reads one request may spend on the ids it carries
 MAX_DATA_DEPTH = 32
 _INT64 = 2**63
 
@@ -94,20 +95,34 @@ class SessionService:
     async def authenticate(self, candidates: list[str]) -> ActiveSession:
         """The live session named by the first correctly signed candidate token.
 
-        Candidates come in precedence order (session header first, then cookies). Forged or
-        tampered tokens are rejected here without touching the store. A live session's expiry
+        Candidates come in precedence order (session header first, then cookies); the first
+        signed one whose session is live wins. Forged or tampered tokens are rejected here
+        without touching the store. A live session's expiry
         slides, with the store write skipped while the last slide is younger than
         ``touch_after`` (so most requests cost one read and no write).
         """
         if not candidates:
             raise _no_session()
+        # A client may send a stale id next to a fresh one (say, an old cookie and a new
+        # header): the first signed id whose session is live wins, within a few lookups.
+        verified = []
         for token in candidates:
             raw_id = self.signer.verify(token)
-            if raw_id is not None:
-                break
-        else:
+            if raw_id is not None and raw_id not in (r for r, _ in verified):
+                verified.append((raw_id, token))
+        if not verified:
             raise _invalid_session()
+        first_error = None
+        for raw_id, token in verified[:MAX_LOOKUPS]:
+            try:
+                return await self._live_session(raw_id, token)
+            except ApiError as exc:
+                if exc.status != 401:
+                    raise
+                first_error = first_error or exc
+        raise first_error
 
+    async def _live_session(self, raw_id: str, token: str) -> ActiveSession:
         record = await self.store.get(raw_id)
         if record is None:
             raise _invalid_session()

@@ -26,6 +26,7 @@ async def test_login_answers_the_id_in_body_cookie_and_header(client):
     assert body["openid"] == "alice" and body["expires_in"] == 7200 and body["reused"] is False
     assert body["expires_at"].endswith("Z") and body["created_at"].endswith("Z")
     assert response.headers["X-Session"] == token
+    assert body["sessionid"] == token  # what clients copied from tutorials read
     # Exactly one Set-Cookie, ours, in the form the naive client parsers expect.
     assert session_cookies(response) == [
         f"sessionid={token}; Path=/; HttpOnly; Max-Age=7200; SameSite=Lax"]
@@ -61,7 +62,7 @@ async def test_login_code_arrives_every_way_clients_send_it(client, how):
     ('{"code": "dev:a\\u0000b"}', 400, "invalid_code"),
     ('{"code": "not-a-dev-code"}', 400, "invalid_code"),
     ('{"code": ', 400, "invalid_json"),
-    ("[1, 2]", 400, "missing_code"),
+    ("[1, 2]", 400, "invalid_json"),
     ('{"code": NaN}', 400, "invalid_json"),
 ])
 @pytest.mark.gen_test(timeout=10)
@@ -111,6 +112,21 @@ async def test_header_wins_over_cookie_and_bad_candidates_are_skipped(client):
     # A header that is not ours does not hide a good cookie.
     junk = {"X-Session": "garbage", "Cookie": f"sessionid={bob}"}
     assert (await client.request("GET", "/session", headers=junk)).json["openid"] == "bob"
+    # Nor does a signed id whose session has ended (a client that updated only the cookie).
+    await client.request("DELETE", "/session", headers={"X-Session": alice})
+    stale = {"X-Session": alice, "Cookie": f"sessionid={bob}"}
+    assert (await client.request("GET", "/session", headers=stale)).json["openid"] == "bob"
+    response = await client.request("GET", "/session", headers={"X-Session": alice})
+    assert (response.code, response.json["error"]) == (401, "invalid_session")
+
+
+@pytest.mark.gen_test(timeout=10)
+async def test_answers_are_never_cacheable_or_conditional(client):
+    h = {"X-Session": (await client.login("dev:alice")).json["session_id"]}
+    first = await client.request("GET", "/session/data", headers=h)
+    assert "Etag" not in first.headers and first.headers["Cache-Control"] == "no-store"
+    again = await client.request("GET", "/session/data", headers={**h, "If-None-Match": "*"})
+    assert again.code == 200 and again.json == {}
 
 
 @pytest.mark.gen_test(timeout=10)
