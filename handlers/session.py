@@ -1,13 +1,13 @@
 """Login, the session itself (check, logout) and its data."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from handlers.base import ApiHandler
 from server.errors import ApiError
 
 
 def iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds").replace(
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds").replace(
         "+00:00", "Z")
 
 

@@ -41,7 +41,7 @@ async def _serve(config) -> None:
     http.stop()
     try:
         await asyncio.wait_for(http.close_all_connections(), config.server.shutdown_grace)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         log.warning("connections still open after %.1f s; closing anyway",
                     config.server.shutdown_grace)
     await server_app.stop()

@@ -93,7 +93,7 @@ def test_example_documents_every_key():
         assert f"\n[{section}]\n" in text
         for key in (f.name for f in fields(cls)):
             # Each key appears, set or commented out, under comment lines giving its default.
-            match = re.search(rf"^((?:#.*\n)+)#? ?{key} = ", text, re.M)
+            match = re.search(rf"^((?:#.*\n)+)#? ?{key} = ", text, re.MULTILINE)
             assert match, f"{section}.{key} is not documented in example.toml"
             assert "efault" in match.group(1), f"{section}.{key}: no default documented"
 

@@ -12,7 +12,7 @@ from server.stores.base import SessionRecord, SessionStore
 
 
 class _User:
-    __slots__ = ("session_key", "recent_session_id", "recent_at")
+    __slots__ = ("recent_at", "recent_session_id", "session_key")
 
     def __init__(self) -> None:
         self.session_key: str | None = None

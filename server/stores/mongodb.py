@@ -30,7 +30,7 @@ import functools
 import logging
 import random
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from motor.motor_asyncio import AsyncIOMotorClient
 from pymongo import ReturnDocument
@@ -54,7 +54,7 @@ _STALE_LOCK = timedelta(seconds=10)
 
 
 def _dt(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, timezone.utc)
+    return datetime.fromtimestamp(seconds, UTC)
 
 
 def _guard(method):
@@ -155,11 +155,11 @@ class MongoStore(SessionStore):
         while True:
             try:
                 await self._locks.insert_one(
-                    {"_id": key, "owner": owner, "at": datetime.now(timezone.utc)})
+                    {"_id": key, "owner": owner, "at": datetime.now(UTC)})
                 break
             except DuplicateKeyError:
                 held = await self._locks.find_one({"_id": key})
-                if held is not None and held["at"] < datetime.now(timezone.utc) - _STALE_LOCK:
+                if held is not None and held["at"] < datetime.now(UTC) - _STALE_LOCK:
                     await self._locks.delete_one({"_id": key, "owner": held["owner"]})
                     continue
                 if loop.time() > deadline:
