@@ -14,10 +14,14 @@ class ApiError(HTTPError):
 
     def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
         super().__init__(status)
-        self.status = status
         self.code = code
         self.message = message
         self.headers = headers or {}
+
+    @property
+    def status(self) -> int:
+        """The HTTP status (Tornado's ``status_code``, under the name this project uses)."""
+        return self.status_code
 
     def __str__(self) -> str:
         return f"{self.status} {self.code}: {self.message}"

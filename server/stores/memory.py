@@ -21,8 +21,6 @@ class _User:
 
 
 class MemoryStore(SessionStore):
-    needs_purge = True
-
     def __init__(self) -> None:
         self._sessions: dict[str, SessionRecord] = {}
         self._users: dict[str, _User] = {}
