@@ -58,11 +58,17 @@ def _dt(seconds: float) -> datetime:
 
 
 def _guard(method):
-    """Turn driver failures into StoreUnavailable (503) without leaking driver details."""
+    """Turn driver failures into StoreUnavailable (503) without leaking driver details.
+
+    Also opens the store on first use: a server that started while MongoDB was down serves
+    as soon as MongoDB answers, with its indexes (and its FerretDB detection) in place first.
+    """
 
     @functools.wraps(method)
     async def wrapper(self, *args, **kwargs):
         try:
+            if not self.indexes_ready:
+                await self._open()
             return await method(self, *args, **kwargs)
         except PyMongoError as exc:
             if isinstance(exc, ConnectionFailure) or exc.timeout:
@@ -102,10 +108,12 @@ class MongoStore(SessionStore):
 
     @_guard
     async def open(self) -> None:
+        """Connect and create the indexes (``_guard`` does it on first use of any method)."""
+
+    async def _open(self) -> None:
         if self._client is None:
             self._connect()
-        if not self.indexes_ready:
-            await self._ensure_indexes()
+        await self._ensure_indexes()
 
     async def _ensure_indexes(self) -> None:
         build = await self._client.admin.command("buildInfo")
@@ -129,14 +137,14 @@ class MongoStore(SessionStore):
     @_guard
     async def drop(self) -> None:
         """Delete everything this store holds (test tear-down, decommissioning)."""
-        if self._client is None:
-            self._connect()
         await self._client.drop_database(self._database_name)
+        self.indexes_ready = False
 
     async def close(self) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None
+            self.indexes_ready = False
 
     @_guard
     async def ping(self) -> None:
