@@ -13,6 +13,7 @@ from server.config import Config
 from server.errors import StoreUnavailable
 from server.ids import SessionIdSigner
 from server.login.base import LoginProvider
+from server.sealing import Sealer
 from server.sessions import SessionPolicy, SessionService
 from server.stores.base import SessionStore
 
@@ -74,7 +75,7 @@ class Minisession:
             login_reuse_window=s.login_reuse_window, data_max_bytes=s.data_max_bytes,
         )
         self.service = SessionService(self.store, SessionIdSigner(s.secrets), self.provider,
-                                      self.clock, policy)
+                                      self.clock, policy, Sealer(config.store.encryption_keys))
         self.application = tornado.web.Application(
             ROUTES, default_handler_class=NotFoundHandler, log_function=log_request,
         )

@@ -9,7 +9,9 @@ Secrets may also come from the environment, which wins over the file:
 
 - ``MINISESSION_SESSION_SECRETS``: comma-separated signing secrets (first one signs, all verify);
 - ``MINISESSION_WECHAT_SECRET``: the mini-program's AppSecret;
-- ``MINISESSION_STORE_MONGODB_URI``: the MongoDB connection string (it may hold a password).
+- ``MINISESSION_STORE_MONGODB_URI``: the MongoDB connection string (it may hold a password);
+- ``MINISESSION_STORE_ENCRYPTION_KEYS``: comma-separated AES-256 keys (base64) for secrets at
+  rest (first one encrypts, all decrypt).
 
 A variable that is unset or empty (for ``MINISESSION_SESSION_SECRETS``: with no non-empty item)
 leaves the file's value in place.
@@ -29,15 +31,22 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 
+from server.sealing import decode_key, new_key
+
 ENV_SESSION_SECRETS = "MINISESSION_SESSION_SECRETS"
 ENV_WECHAT_SECRET = "MINISESSION_WECHAT_SECRET"
 ENV_STORE_MONGODB_URI = "MINISESSION_STORE_MONGODB_URI"
+ENV_STORE_ENCRYPTION_KEYS = "MINISESSION_STORE_ENCRYPTION_KEYS"
 
 MIN_SECRET_LENGTH = 32
 
 NOTICE_EPHEMERAL_SECRET = (
     "session.secrets is not set: using a random secret for this run; "
     "sessions will not survive a restart"
+)
+NOTICE_EPHEMERAL_ENCRYPTION_KEY = (
+    "store.encryption_keys is not set: using a random key for this run; stored session_keys "
+    "will not be readable after a restart"
 )
 NOTICE_MEMORY_STORE = "in-process store: sessions live in this process only; not for production"
 NOTICE_DEV_PROVIDER = (
@@ -69,6 +78,8 @@ class ServerConfig:
     port: int = 8888
     max_body_size: int = 65536
     shutdown_grace: float = 10.0
+    #: Addresses (IPs or CIDR networks) of reverse proxies whose X-Forwarded-For is believed.
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -93,11 +104,17 @@ class StoreConfig:
     database: str = "minisession"
     timeout: float = 2.0
     purge_interval: int = 60
+    #: Refuse to start when the store does not answer at start-up (instead of starting unready).
+    require_at_start: bool = False
+    encryption_keys: tuple[str, ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)
 class LoginConfig:
     provider: str = "wechat"
+    #: Logins per minute allowed from one client address, and in all (per process); 0 = no limit.
+    rate_per_address: int = 30
+    rate_overall: int = 3000
 
 
 @dataclass(frozen=True)
@@ -264,6 +281,37 @@ def _api_base(key: str, value: object) -> str:
     return value.rstrip("/")  # so that clients can append "/sns/..." without doubling it
 
 
+def _non_negative_int(key: str, value: object) -> int:
+    if not _is_int(value):
+        raise ConfigError(key, f"expected a whole number, {_got(value)}")
+    if value < 0:
+        raise ConfigError(key, f"must be 0 (no limit) or more, got {value}")
+    return value
+
+
+def _networks(key: str, value: object) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(key, f"expected a list of IP addresses or networks, {_got(value)}")
+    for item in value:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except (TypeError, ValueError):
+            raise ConfigError(key, f"not an IP address or network (such as '10.0.0.0/8'): "
+                                   f"{_got(item)}") from None
+    return tuple(value)
+
+
+def _encryption_keys(key: str, value: object) -> tuple[str, ...]:
+    keys = _secret_list(key, value)
+    for number, item in enumerate(keys, 1):
+        try:
+            decode_key(item)
+        except ValueError as err:
+            raise ConfigError(key, f"key #{number} is not a 32-byte key in base64 ({err}); "
+                                   f"make one with: openssl rand -base64 32") from None
+    return keys
+
+
 def _secret_list(key: str, value: object) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise ConfigError(key, f"expected a list of strings, {_got(value, secret=True)}")
@@ -284,6 +332,7 @@ _SCHEMA: dict[str, tuple[type, dict[str, Checker]]] = {
         "port": _port,
         "max_body_size": _positive_int,
         "shutdown_grace": _timeout,
+        "trusted_proxies": _networks,
     }),
     "session": (SessionConfig, {
         "secrets": _secret_list,
@@ -303,9 +352,13 @@ _SCHEMA: dict[str, tuple[type, dict[str, Checker]]] = {
         "database": _string(),
         "timeout": _timeout,
         "purge_interval": _whole_seconds(1),
+        "require_at_start": _boolean,
+        "encryption_keys": _encryption_keys,
     }),
     "login": (LoginConfig, {
         "provider": _choice("wechat", "dev"),
+        "rate_per_address": _non_negative_int,
+        "rate_overall": _non_negative_int,
     }),
     "wechat": (WeChatConfig, {
         "appid": _string(optional=True),
@@ -376,8 +429,8 @@ def _weakness(secret: str) -> str | None:
     return None
 
 
-def _env_secrets(environ: Mapping[str, str]) -> tuple[str, ...]:
-    raw = environ.get(ENV_SESSION_SECRETS, "")
+def _env_list(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
+    raw = environ.get(name, "")
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
@@ -432,13 +485,15 @@ def _build(data: dict, environ: Mapping[str, str]) -> Config:
 
     # Environment overrides: secrets are better kept out of files.
     secrets_origin = ""  # where the signing secrets came from, for messages
-    if env := _env_secrets(environ):
+    if env := _env_list(environ, ENV_SESSION_SECRETS):
         given["session"]["secrets"] = env
         secrets_origin = f" in {ENV_SESSION_SECRETS}"
     if env := environ.get(ENV_WECHAT_SECRET, ""):
         given["wechat"]["secret"] = env
     if env := environ.get(ENV_STORE_MONGODB_URI, ""):
         given["store"]["mongodb_uri"] = env
+    if env := _env_list(environ, ENV_STORE_ENCRYPTION_KEYS):
+        given["store"]["encryption_keys"] = _encryption_keys(ENV_STORE_ENCRYPTION_KEYS, list(env))
 
     # Relations between session durations.
     idle, lifetime = value("session", "idle_timeout"), value("session", "max_lifetime")
@@ -497,6 +552,17 @@ def _build(data: dict, environ: Mapping[str, str]) -> Config:
             raise ConfigError("session.secrets", f"{problem}; refused because {where}")
         notices.append(f"session.secrets: {problem}")
     given["session"]["secrets"] = signing
+
+    if not value("store", "encryption_keys"):
+        # Only a database outlives the process: an in-memory store can use a throwaway key.
+        if value("store", "backend") == "mongodb":
+            if exposed:
+                raise ConfigError("store.encryption_keys",
+                                  f"required because {where}: session_keys are kept encrypted "
+                                  f"in MongoDB; set it in the file or in "
+                                  f"{ENV_STORE_ENCRYPTION_KEYS} (openssl rand -base64 32)")
+            notices.append(NOTICE_EPHEMERAL_ENCRYPTION_KEY)
+        given["store"]["encryption_keys"] = (new_key(),)
 
     if value("store", "backend") == "memory":
         notices.append(NOTICE_MEMORY_STORE)

@@ -99,6 +99,8 @@ class FakeWeChat:
         self.issued: dict[str, tuple[str, float]] = {}  # code -> (openid, issued_at)
         self.used: set[str] = set()
         self.jscode2session_calls = 0
+        #: Every session_key handed out, newest last per openid (tests check none leaks).
+        self.session_keys: dict[str, list[str]] = {}
 
     def mint_code(self, openid: str) -> str:
         """A fresh one-time code for ``openid``: what ``wx.login`` gives the mini-program."""
@@ -112,6 +114,7 @@ class FakeWeChat:
             "openid": openid,
             "session_key": base64.b64encode(secrets.token_bytes(16)).decode(),
         }
+        self.session_keys.setdefault(openid, []).append(answer["session_key"])
         if self.unionid:
             answer["unionid"] = "union-" + openid
         if self.errcode_zero:

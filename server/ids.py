@@ -2,9 +2,13 @@
 
 A token looks like ``<raw>.<mac>``: ``raw`` is 24 random bytes and ``mac`` the first 16 bytes of
 HMAC-SHA256(secret, raw), both base64url without padding (32 + 1 + 22 = 55 cookie-safe
-characters). The store only ever sees ``raw``; the signature lets us reject forged, truncated or
-tampered tokens before any store lookup, and means a database dump alone does not yield usable
-tokens. Several secrets allow rotation: the first signs, every one verifies.
+characters). The signature lets us reject forged, truncated or tampered tokens before any store
+lookup. Several secrets allow rotation: the first signs, every one verifies.
+
+The store never sees a token nor ``raw``: sessions are kept under :func:`storage_key`, a
+SHA-256 of ``raw``. Read from a database dump, a storage key leads to no usable id, even for
+someone who also holds the signing secrets (``raw`` has 192 random bits: there is nothing to
+guess). A plain hash suffices for this reason; a key would add nothing.
 """
 
 import base64
@@ -20,6 +24,11 @@ _TOKEN = re.compile(r"([A-Za-z0-9_-]{32})\.([A-Za-z0-9_-]{22})")
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def storage_key(raw: str) -> str:
+    """The key a session is stored under: base64url(SHA-256(raw)), 43 characters."""
+    return _b64(hashlib.sha256(raw.encode("ascii")).digest())
 
 
 class SessionIdSigner:

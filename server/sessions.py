@@ -10,9 +10,10 @@ import logging
 from dataclasses import dataclass
 
 from server.errors import ApiError
-from server.ids import SessionIdSigner
-from server.login.base import LoginProvider
-from server.stores.base import SessionRecord, SessionStore
+from server.ids import SessionIdSigner, storage_key
+from server.login.base import Identity, LoginProvider
+from server.sealing import Sealer
+from server.stores.base import SessionRecord, SessionStore, UserLogin
 
 log = logging.getLogger("minisession.sessions")
 
@@ -35,7 +36,10 @@ class SessionPolicy:
 
 @dataclass
 class ActiveSession:
-    """A session that a request proved it holds, with the token it used."""
+    """A session that a request proved it holds, with the token it used.
+
+    ``record.id`` is the storage key (a hash of the id), never the id itself.
+    """
 
     record: SessionRecord
     token: str
@@ -53,14 +57,20 @@ def _expired_session() -> ApiError:
     return ApiError(401, "session_expired", "the session has expired: log in again")
 
 
+def _sealing_context(purpose: str, openid: str) -> str:
+    # Binds a sealed value to its field and user: moved elsewhere in the database, it won't open.
+    return f"{purpose}\x00{openid}"
+
+
 class SessionService:
     def __init__(self, store: SessionStore, signer: SessionIdSigner, provider: LoginProvider,
-                 clock, policy: SessionPolicy):
+                 clock, policy: SessionPolicy, sealer: Sealer):
         self.store = store
         self.signer = signer
         self.provider = provider
         self.clock = clock
         self.policy = policy
+        self.sealer = sealer
 
     # -- lifetimes -------------------------------------------------------------------------
 
@@ -77,18 +87,38 @@ class SessionService:
         """
         code = validate_code(code)
         identity = await self.provider.exchange(code)
+        window = self.policy.login_reuse_window
+        session = await self._login(identity, reuse=window > 0)
+        if session is None:
+            # The reused session's id was sealed with a key no longer configured: a new one.
+            session = await self._login(identity, reuse=False)
+        return session
+
+    async def _login(self, identity: Identity, reuse: bool) -> tuple[ActiveSession, bool] | None:
         now = self.clock.now()
         raw_id, token = self.signer.new_token()
         candidate = SessionRecord(
-            id=raw_id, openid=identity.openid, unionid=identity.unionid,
+            id=storage_key(raw_id), openid=identity.openid, unionid=identity.unionid,
             created_at=now, touched_at=now, expires_at=self._expiry(now, now), data={},
         )
-        window = self.policy.login_reuse_window
-        record, reused = await self.store.login(
-            identity, candidate, now - window if window > 0 else None, now)
-        if reused:
-            token = self.signer.sign(record.id)
-        return ActiveSession(record, token), reused
+        user = UserLogin(
+            openid=identity.openid, unionid=identity.unionid,
+            sealed_session_key=self.sealer.seal(
+                identity.session_key, _sealing_context("session_key", identity.openid)),
+            sealed_session_id=self.sealer.seal(
+                raw_id, _sealing_context("session_id", identity.openid)),
+        )
+        since = now - self.policy.login_reuse_window if reuse else None
+        outcome = await self.store.login(user, candidate, since, now)
+        if not outcome.reused:
+            return ActiveSession(outcome.record, token), False
+        raw_id = self.sealer.open(outcome.sealed_session_id,
+                                  _sealing_context("session_id", identity.openid))
+        if raw_id is None or storage_key(raw_id) != outcome.record.id:
+            log.warning("the recent session of a user could not be unsealed (encryption key "
+                        "removed?); issuing a new session")
+            return None
+        return ActiveSession(outcome.record, self.signer.sign(raw_id)), True
 
     # -- authenticating requests -----------------------------------------------------------
 
@@ -123,16 +153,17 @@ class SessionService:
         raise first_error
 
     async def _live_session(self, raw_id: str, token: str) -> ActiveSession:
-        record = await self.store.get(raw_id)
+        key = storage_key(raw_id)
+        record = await self.store.get(key)
         if record is None:
             raise _invalid_session()
         now = self.clock.now()
         if record.expires_at <= now:
-            await self.store.delete(raw_id)
+            await self.store.delete(key)
             raise _expired_session()
         if now - record.touched_at >= self.policy.touch_after:
             expires_at = self._expiry(record.created_at, now)
-            await self.store.touch(raw_id, now, expires_at)
+            await self.store.touch(key, now, expires_at)
             record.touched_at, record.expires_at = now, max(record.expires_at, expires_at)
         return ActiveSession(record, token)
 
@@ -145,9 +176,29 @@ class SessionService:
         for token in candidates:
             raw_id = self.signer.verify(token)
             if raw_id is not None:
-                await self.store.delete(raw_id)
+                await self.store.delete(storage_key(raw_id))
                 return True
         return False
+
+    async def rotate(self, session: ActiveSession) -> ActiveSession:
+        """Move the session to a fresh id (after a privilege change); the old id stops working.
+
+        The session keeps its data, owner, creation time and expiry. If the store fails half
+        way, the old id is already dead and the client must log in again (503 first).
+        """
+        raw_id, token = self.signer.new_token()
+        record = await self.store.rename(session.record.id, storage_key(raw_id))
+        if record is None:
+            raise _invalid_session()
+        return ActiveSession(record, token)
+
+    async def session_key(self, openid: str) -> str | None:
+        """The user's newest WeChat session_key, for server-side use only; None if unknown
+        (or sealed with a key that is no longer configured)."""
+        sealed = await self.store.session_key(openid)
+        if sealed is None:
+            return None
+        return self.sealer.open(sealed, _sealing_context("session_key", openid))
 
     # -- session data ----------------------------------------------------------------------
 

@@ -40,7 +40,8 @@ def test_check_config_accepts_the_example_with_secrets_from_the_environment():
     env = {**os.environ,
            "MINISESSION_SESSION_SECRETS": "an-example-signing-secret-0123456789abcdef",
            "MINISESSION_WECHAT_SECRET": "wechat-app-secret",
-           "MINISESSION_STORE_MONGODB_URI": "mongodb://127.0.0.1:27017/"}
+           "MINISESSION_STORE_MONGODB_URI": "mongodb://127.0.0.1:27017/",
+           "MINISESSION_STORE_ENCRYPTION_KEYS": "q4Ll2lDCe2nR1kpdsQ0S7h6C0m3nCQmQkeFOV3hF7yY="}
     done = run_cli("check-config", "--config", "config/example.toml", env=env)
     assert done.returncode == 0, done.stderr
     assert "OK" in done.stdout

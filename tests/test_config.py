@@ -29,11 +29,14 @@ STRONG = "k7Hq2vXw9Lr4Tz8Bn3Md6Fs1Gp5Jc0Ya"  # 33 characters, no placeholder
 STRONG_2 = "Zq8Wn3Rt6Yv1Ux4Bs7Ce0Dg2Fh5Jk9Lm"
 WECHAT_SECRET = "wechat-app-secret-0123456789abcdef"
 MONGODB_URI = "mongodb://admin:hunter2-db-password@db.example.com:27017/"
+ENCRYPTION_KEY = "q4Ll2lDCe2nR1kpdsQ0S7h6C0m3nCQmQkeFOV3hF7yY="  # 32 bytes in base64
+ENCRYPTION_KEY_2 = "2b7YQb8f3Hk0vJm+Pz5Wq1Lr9Tn6Xc4Ds0Ge8Fa2Ih4="
 
 PRODUCTION_ENV = {
     "MINISESSION_SESSION_SECRETS": f"{STRONG},{STRONG_2}",
     "MINISESSION_WECHAT_SECRET": WECHAT_SECRET,
     "MINISESSION_STORE_MONGODB_URI": MONGODB_URI,
+    "MINISESSION_STORE_ENCRYPTION_KEYS": f"{ENCRYPTION_KEY_2},{ENCRYPTION_KEY}",
 }
 
 
@@ -50,7 +53,8 @@ def production(**sections) -> dict:
     data = {
         "server": {"host": "0.0.0.0"},
         "session": {"secrets": [STRONG]},
-        "store": {"backend": "mongodb", "mongodb_uri": MONGODB_URI},
+        "store": {"backend": "mongodb", "mongodb_uri": MONGODB_URI,
+                  "encryption_keys": [ENCRYPTION_KEY]},
         "login": {"provider": "wechat"},
         "wechat": {"appid": "wx0123456789abcdef", "secret": WECHAT_SECRET},
     }
@@ -355,6 +359,7 @@ def test_environment_wins_over_the_file():
     assert config.session.secrets == (STRONG, STRONG_2)
     assert config.wechat.secret == WECHAT_SECRET
     assert config.store.mongodb_uri == MONGODB_URI
+    assert config.store.encryption_keys == (ENCRYPTION_KEY_2, ENCRYPTION_KEY)
 
 
 def test_secrets_variable_strips_spaces_and_ignores_empty_items():
@@ -463,5 +468,77 @@ def test_no_error_message_contains_a_secret_value():
 
 def test_repr_of_the_config_hides_secrets():
     text = repr(parse_config(production(), PRODUCTION_ENV))
-    for value in (STRONG, STRONG_2, WECHAT_SECRET, MONGODB_URI, "hunter2"):
+    for value in (STRONG, STRONG_2, WECHAT_SECRET, MONGODB_URI, "hunter2", ENCRYPTION_KEY,
+                  ENCRYPTION_KEY_2):
         assert value not in text
+
+
+# ----------------------------------------------------------------- encryption keys at rest
+
+def test_a_public_mongodb_server_without_encryption_keys_is_refused():
+    data = production()
+    del data["store"]["encryption_keys"]
+    message = error(data)
+    assert "store.encryption_keys: required because server.host = '0.0.0.0'" in message
+    assert "MINISESSION_STORE_ENCRYPTION_KEYS" in message and "openssl rand -base64 32" in message
+
+
+def test_without_encryption_keys_a_local_server_uses_a_throwaway_key():
+    mongo = parse_config(local(store={"backend": "mongodb", "mongodb_uri": MONGODB_URI}), {})
+    assert len(mongo.store.encryption_keys) == 1
+    assert any("store.encryption_keys is not set" in n for n in mongo.notices)
+    # The in-process store dies with the process anyway: no notice for its throwaway key.
+    memory = parse_config(local(), {})
+    assert len(memory.store.encryption_keys) == 1
+    assert not any("encryption_keys" in n for n in memory.notices)
+    assert parse_config(local(), {}).store.encryption_keys != memory.store.encryption_keys
+
+
+@pytest.mark.parametrize("bad, problem", [
+    ("not base64 at all!", "key #1 is not a 32-byte key in base64 (not valid base64)"),
+    ("c2hvcnQ=", "key #1 is not a 32-byte key in base64 (must decode to 32 bytes, not 5)"),
+    ("", "secret #1 is empty"),
+])
+def test_a_bad_encryption_key_is_named_by_number_and_never_shown(bad, problem):
+    message = error(production(store={"encryption_keys": [bad]}))
+    assert f"store.encryption_keys: {problem}" in message
+    if bad:
+        assert bad not in message
+    message = error(production(store={"encryption_keys": [ENCRYPTION_KEY, bad or "x"]}))
+    assert "key #2" in message and ENCRYPTION_KEY not in message
+    message = error(production(), {"MINISESSION_STORE_ENCRYPTION_KEYS": "c2hvcnQ="})
+    assert "MINISESSION_STORE_ENCRYPTION_KEYS: key #1" in message
+
+
+def test_url_safe_base64_keys_are_accepted():
+    url_safe = ENCRYPTION_KEY_2.replace("+", "-").rstrip("=")
+    config = parse_config(production(store={"encryption_keys": [url_safe]}), {})
+    assert config.store.encryption_keys == (url_safe,)
+
+
+# ------------------------------------------------------------ login rate limits and proxies
+
+def test_rate_limits_default_and_accept_zero_as_no_limit():
+    config = parse_config(local(), {})
+    assert (config.login.rate_per_address, config.login.rate_overall) == (30, 3000)
+    config = parse_config(local(login={"rate_per_address": 0, "rate_overall": 0}), {})
+    assert (config.login.rate_per_address, config.login.rate_overall) == (0, 0)
+
+
+@pytest.mark.parametrize("key, value, problem", [
+    ("rate_per_address", -1, "must be 0 (no limit) or more, got -1"),
+    ("rate_overall", "100/min", "expected a whole number, got string '100/min'"),
+    ("rate_overall", 1.5, "expected a whole number, got float 1.5"),
+])
+def test_bad_rate_limits_are_named(key, value, problem):
+    assert f"login.{key}: {problem}" in error(local(login={key: value}))
+
+
+def test_trusted_proxies_take_addresses_and_networks():
+    config = parse_config(local(server={"trusted_proxies": ["10.0.0.0/8", "::1",
+                                                            "192.168.1.7"]}), {})
+    assert config.server.trusted_proxies == ("10.0.0.0/8", "::1", "192.168.1.7")
+    assert "server.trusted_proxies: not an IP address or network (such as '10.0.0.0/8'): " \
+           "got string 'proxy.local'" in error(local(server={"trusted_proxies": ["proxy.local"]}))
+    assert "server.trusted_proxies: expected a list" in error(
+        local(server={"trusted_proxies": "10.0.0.1"}))

@@ -8,6 +8,7 @@ import tornado.httpserver
 import tornado.testing
 
 from server.app import Minisession
+from server.ids import storage_key
 from tests.conftest import SECRET, make_config, on_both_stores, wechat_config
 
 
@@ -196,7 +197,7 @@ async def test_max_lifetime_caps_a_session_in_constant_use(client, clock):
 @pytest.mark.gen_test(timeout=10)
 async def test_touch_is_skipped_inside_touch_after(client, clock, store):
     login = (await client.login("dev:alice")).json
-    raw_id = login["session_id"].split(".")[0]
+    raw_id = storage_key(login["session_id"].split(".")[0])
     headers = {"X-Session": login["session_id"]}
     created = (await store.get(raw_id)).touched_at
     clock.advance(59)
@@ -235,12 +236,17 @@ async def test_concurrent_logins_with_different_codes_share_one_session(client, 
 
 
 @pytest.mark.gen_test(timeout=20)
-async def test_newest_session_key_replaces_the_stored_one(client, api_base, store):
+async def test_newest_session_key_replaces_the_stored_one(client, api_base, store, server,
+                                                         fake):
     await client.login("user:erin:1")
-    first = await store.session_key("erin")
+    first = await server.service.session_key("erin")
     await client.login("user:erin:2")
-    second = await store.session_key("erin")
+    second = await server.service.session_key("erin")
     assert first and second and first != second
+    assert second == fake.session_keys["erin"][-1]  # the one WeChat issued last
+    # At rest it is sealed: the store holds neither key in clear.
+    sealed = await store.session_key("erin")
+    assert sealed.startswith("v1.") and first not in sealed and second not in sealed
 
 
 @pytest.mark.parametrize("code, status, error", [
@@ -437,7 +443,7 @@ async def test_secret_rotation_keeps_old_ids_until_the_old_secret_is_dropped(
 # -- secrets stay on the server ---------------------------------------------------------------
 
 @pytest.mark.gen_test(timeout=20)
-async def test_no_secret_reaches_a_response_or_a_log_line(client, api_base, store, caplog):
+async def test_no_secret_reaches_a_response_or_a_log_line(client, api_base, server, caplog):
     caplog.set_level(logging.DEBUG)
     login = await client.login("user:hana:1")
     token = login.json["session_id"]
@@ -446,7 +452,7 @@ async def test_no_secret_reaches_a_response_or_a_log_line(client, api_base, stor
     await client.request("PATCH", "/session/data", headers=h, json_body={"a": 1})
     await client.request("GET", "/login?code=user:hana:2")
     await client.request("DELETE", "/session", headers=h)
-    session_key = await store.session_key("hana")
+    session_key = await server.service.session_key("hana")
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert "minisession.access" in {record.name for record in caplog.records}
     for secret in (session_key, token, token.split(".")[0], SECRET, "user:hana:2",

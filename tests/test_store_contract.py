@@ -5,8 +5,7 @@ import uuid
 
 import pytest
 
-from server.login.base import Identity
-from server.stores.base import SessionRecord
+from server.stores.base import SessionRecord, UserLogin
 from server.stores.mongodb import MongoStore
 from tests.conftest import on_both_stores
 
@@ -19,14 +18,16 @@ def record(openid="alice", now=NOW, lifetime=7200.0, data=None) -> SessionRecord
                          touched_at=now, expires_at=now + lifetime, data=data or {})
 
 
-def identity(openid="alice", key="key-1", unionid=None) -> Identity:
-    return Identity(openid=openid, session_key=key, unionid=unionid)
+def identity(openid="alice", key="key-1", unionid=None) -> UserLogin:
+    # Stores keep sealed values as given: any text stands in for them here.
+    return UserLogin(openid=openid, unionid=unionid, sealed_session_key=key,
+                     sealed_session_id=f"sealed-id-of-{key}")
 
 
 @pytest.mark.gen_test(timeout=20)
 async def test_login_stores_a_new_session_that_reads_back(store):
     candidate = record(data={"a": 1})
-    session, reused = await store.login(identity(), candidate, NOW - 30, NOW)
+    session, reused, _ = await store.login(identity(), candidate, NOW - 30, NOW)
     assert (session.id, reused) == (candidate.id, False)
     assert await store.get(candidate.id) == candidate
     assert await store.get("no-such-session") is None
@@ -34,22 +35,24 @@ async def test_login_stores_a_new_session_that_reads_back(store):
 
 @pytest.mark.gen_test(timeout=20)
 async def test_login_within_the_window_reuses_the_recent_session(store):
-    first, _ = await store.login(identity(key="k1"), record(), NOW - 30, NOW)
-    second, reused = await store.login(identity(key="k2"), record(now=NOW + 10), NOW + 10 - 30,
-                                       NOW + 10)
+    first, _, _ = await store.login(identity(key="k1"), record(), NOW - 30, NOW)
+    second, reused, sealed_id = await store.login(identity(key="k2"), record(now=NOW + 10),
+                                                  NOW + 10 - 30, NOW + 10)
     assert reused is True
     assert second.id == first.id
+    # The reused session comes with the sealed id recorded when it was issued.
+    assert sealed_id == "sealed-id-of-k1"
     # The newest session_key replaces the stored one even when the session is reused.
     assert await store.session_key("alice") == "k2"
 
 
 @pytest.mark.gen_test(timeout=20)
 async def test_login_after_the_window_or_without_reuse_makes_a_new_session(store):
-    first, _ = await store.login(identity(), record(), NOW - 30, NOW)
+    first, _, _ = await store.login(identity(), record(), NOW - 30, NOW)
     later = NOW + 31
-    second, reused = await store.login(identity(), record(now=later), later - 30, later)
+    second, reused, _ = await store.login(identity(), record(now=later), later - 30, later)
     assert reused is False and second.id != first.id
-    third, reused = await store.login(identity(), record(now=later), None, later)
+    third, reused, _ = await store.login(identity(), record(now=later), None, later)
     assert reused is False and third.id not in (first.id, second.id)
     # Older sessions stay valid: a new login does not log other devices out.
     assert await store.get(first.id) is not None
@@ -57,13 +60,13 @@ async def test_login_after_the_window_or_without_reuse_makes_a_new_session(store
 
 @pytest.mark.gen_test(timeout=20)
 async def test_login_does_not_reuse_an_ended_or_expired_session(store):
-    first, _ = await store.login(identity(), record(), NOW - 30, NOW)
+    first, _, _ = await store.login(identity(), record(), NOW - 30, NOW)
     await store.delete(first.id)
-    second, reused = await store.login(identity(), record(), NOW - 30, NOW + 1)
+    second, reused, _ = await store.login(identity(), record(), NOW - 30, NOW + 1)
     assert reused is False and second.id != first.id
 
-    short, _ = await store.login(identity("bob"), record("bob", lifetime=5), NOW - 30, NOW)
-    again, reused = await store.login(identity("bob"), record("bob", now=NOW + 6), NOW + 6 - 30,
+    short, _, _ = await store.login(identity("bob"), record("bob", lifetime=5), NOW - 30, NOW)
+    again, reused, _ = await store.login(identity("bob"), record("bob", now=NOW + 6), NOW + 6 - 30,
                                       NOW + 6)
     assert reused is False and again.id != short.id
 
@@ -85,8 +88,11 @@ async def test_concurrent_logins_converge_on_one_session(store, backend, io_loop
     finally:
         if len(stores) > 1:
             await stores[1].close()
-    assert len({session.id for session, _ in results}) == 1
-    assert sum(not reused for _, reused in results) == 1
+    assert len({session.id for session, _, _ in results}) == 1
+    assert sum(not reused for _, reused, _ in results) == 1
+    # Every login is handed the sealed id recorded by the one that created the session.
+    winner = next(i for i, (_, reused, _) in enumerate(results) if not reused)
+    assert {sealed for _, _, sealed in results} == {f"sealed-id-of-k{winner}"}
     # Exactly one session exists: the losers' candidates were not left behind.
     stored = [c.id for c in candidates if await store.get(c.id) is not None]
     assert stored == [results[0][0].id]
@@ -94,7 +100,7 @@ async def test_concurrent_logins_converge_on_one_session(store, backend, io_loop
 
 @pytest.mark.gen_test(timeout=20)
 async def test_touch_slides_and_never_moves_backwards(store):
-    session, _ = await store.login(identity(), record(), None, NOW)
+    session, _, _ = await store.login(identity(), record(), None, NOW)
     await store.touch(session.id, NOW + 100, NOW + 7300)
     await store.touch(session.id, NOW + 50, NOW + 7250)  # a slower, older request
     stored = await store.get(session.id)
@@ -105,7 +111,7 @@ async def test_touch_slides_and_never_moves_backwards(store):
 
 @pytest.mark.gen_test(timeout=20)
 async def test_delete_ends_the_session_and_is_idempotent(store):
-    session, _ = await store.login(identity(), record(), None, NOW)
+    session, _, _ = await store.login(identity(), record(), None, NOW)
     await store.delete(session.id)
     assert await store.get(session.id) is None
     await store.delete(session.id)
@@ -113,7 +119,7 @@ async def test_delete_ends_the_session_and_is_idempotent(store):
 
 @pytest.mark.gen_test(timeout=20)
 async def test_data_replace_and_field_level_update(store):
-    session, _ = await store.login(identity(), record(data={"keep": 1, "drop": 2}), None, NOW)
+    session, _, _ = await store.login(identity(), record(data={"keep": 1, "drop": 2}), None, NOW)
     value = {"nested": {"list": [1, "two", None, True, 2.5]}, "text": "中文 ✓", "big": 2**62}
     assert await store.update_data(session.id, {"new": value}, ["drop"]) is True
     assert (await store.get(session.id)).data == {"keep": 1, "new": value}
@@ -126,7 +132,7 @@ async def test_data_replace_and_field_level_update(store):
 
 @pytest.mark.gen_test(timeout=30)
 async def test_concurrent_field_updates_and_touches_lose_nothing(store):
-    session, _ = await store.login(identity(), record(), None, NOW)
+    session, _, _ = await store.login(identity(), record(), None, NOW)
     writes = [store.update_data(session.id, {f"k{i}": i}, []) for i in range(20)]
     touches = [store.touch(session.id, NOW + i, NOW + 7200 + i) for i in range(20)]
     await asyncio.gather(*[op for pair in zip(writes, touches) for op in pair])
@@ -137,7 +143,7 @@ async def test_concurrent_field_updates_and_touches_lose_nothing(store):
 
 @pytest.mark.gen_test(timeout=20)
 async def test_reads_are_copies(store):
-    session, _ = await store.login(identity(), record(data={"a": [1]}), None, NOW)
+    session, _, _ = await store.login(identity(), record(data={"a": [1]}), None, NOW)
     got = await store.get(session.id)
     got.data["a"].append(2)
     got.expires_at = 0
@@ -147,8 +153,8 @@ async def test_reads_are_copies(store):
 
 @pytest.mark.gen_test(timeout=20)
 async def test_purge_removes_only_expired_sessions(store):
-    old, _ = await store.login(identity("old"), record("old", lifetime=10), None, NOW)
-    live, _ = await store.login(identity("live"), record("live", lifetime=100), None, NOW)
+    old, _, _ = await store.login(identity("old"), record("old", lifetime=10), None, NOW)
+    live, _, _ = await store.login(identity("live"), record("live", lifetime=100), None, NOW)
     assert await store.purge_expired(NOW + 10) == 1
     assert await store.get(old.id) is None
     assert await store.get(live.id) is not None
@@ -158,5 +164,23 @@ async def test_purge_removes_only_expired_sessions(store):
 async def test_unionid_is_kept(store):
     with_union = record()
     with_union.unionid = "u-1"
-    session, _ = await store.login(identity(unionid="u-1"), with_union, None, NOW)
+    session, _, _ = await store.login(identity(unionid="u-1"), with_union, None, NOW)
     assert (await store.get(session.id)).unionid == "u-1"
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_rename_moves_the_session_and_the_old_id_finds_nothing(store):
+    session, _, _ = await store.login(identity(), record(data={"role": "guest"}), None, NOW)
+    await store.touch(session.id, NOW + 100, NOW + 7300)
+    moved = await store.rename(session.id, "new-key")
+    assert moved.id == "new-key"
+    assert await store.get(session.id) is None
+    stored = await store.get("new-key")
+    assert stored == moved
+    assert (stored.openid, stored.data, stored.created_at, stored.expires_at) == (
+        "alice", {"role": "guest"}, NOW, NOW + 7300)
+    # Writes through the old id find nothing; the moved session is untouched by them.
+    assert await store.update_data(session.id, {"role": "admin"}, []) is False
+    assert (await store.get("new-key")).data == {"role": "guest"}
+    assert await store.rename(session.id, "other-key") is None
+    assert await store.get("other-key") is None

@@ -10,13 +10,16 @@ it can tell "expired" from "unknown"); they only keep ``expires_at`` and purge p
 """
 
 from dataclasses import dataclass, field
-
-from server.login.base import Identity
+from typing import NamedTuple
 
 
 @dataclass
 class SessionRecord:
-    """One session as stored. ``id`` is the raw (unsigned) id: tokens never reach the store."""
+    """One session as stored.
+
+    ``id`` is the session's storage key, a SHA-256 of the id the client holds
+    (:func:`server.ids.storage_key`): neither tokens nor raw ids ever reach the store.
+    """
 
     id: str
     openid: str
@@ -25,6 +28,24 @@ class SessionRecord:
     touched_at: float
     expires_at: float
     data: dict = field(default_factory=dict)
+
+
+@dataclass
+class UserLogin:
+    """What a login records about its user. Secrets arrive sealed (:mod:`server.sealing`)."""
+
+    openid: str
+    unionid: str | None
+    sealed_session_key: str = field(repr=False)
+    #: The candidate session's raw id, sealed: lets a concurrent login be handed the same id.
+    sealed_session_id: str = field(repr=False)
+
+
+class LoginOutcome(NamedTuple):
+    record: SessionRecord
+    reused: bool
+    #: The sealed raw id of ``record`` (the candidate's own, or the reused session's).
+    sealed_session_id: str
 
 
 class SessionStore:
@@ -43,15 +64,16 @@ class SessionStore:
     async def ping(self) -> None:
         """Return when the store answers; raise StoreUnavailable otherwise."""
 
-    async def login(self, identity: Identity, candidate: SessionRecord, reuse_since: float | None,
-                    now: float) -> tuple[SessionRecord, bool]:
-        """Record a login of ``identity`` and return ``(session, reused)``.
+    async def login(self, user: UserLogin, candidate: SessionRecord, reuse_since: float | None,
+                    now: float) -> LoginOutcome:
+        """Record a login of ``user``; return the session it gets.
 
-        Stores the identity's ``session_key`` as the user's newest one. If the session most
+        Stores the user's sealed ``session_key`` as the newest one. If the session most
         recently issued to this openid was issued at or after ``reuse_since`` and has not ended,
-        returns it; otherwise stores ``candidate`` and makes it the user's most recent session.
-        ``reuse_since=None`` disables reuse. This must be atomic across processes sharing the
-        store: concurrent logins of one openid converge on a single session.
+        returns it (``reused``) with the sealed id recorded when it was issued; otherwise stores
+        ``candidate`` and makes it, with ``user.sealed_session_id``, the user's most recent
+        session. ``reuse_since=None`` disables reuse. This must be atomic across processes
+        sharing the store: concurrent logins of one openid converge on a single session.
         """
         raise NotImplementedError
 
@@ -76,7 +98,14 @@ class SessionStore:
         raise NotImplementedError
 
     async def session_key(self, openid: str) -> str | None:
-        """The newest session_key recorded for this openid (server-side use only)."""
+        """The newest sealed session_key recorded for this openid (server-side use only)."""
+        raise NotImplementedError
+
+    async def rename(self, session_id: str, new_id: str) -> SessionRecord | None:
+        """Move a session to a new id (id rotation); the old id no longer finds it.
+
+        Returns the moved session, or None when ``session_id`` does not exist.
+        """
         raise NotImplementedError
 
     async def purge_expired(self, now: float) -> int:

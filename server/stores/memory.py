@@ -7,16 +7,16 @@ method is atomic, which is what the contract's concurrency guarantees need.
 
 import copy
 
-from server.login.base import Identity
-from server.stores.base import SessionRecord, SessionStore
+from server.stores.base import LoginOutcome, SessionRecord, SessionStore, UserLogin
 
 
 class _User:
-    __slots__ = ("recent_at", "recent_session_id", "session_key")
+    __slots__ = ("recent_at", "recent_sealed_id", "recent_session_id", "session_key")
 
     def __init__(self) -> None:
         self.session_key: str | None = None
         self.recent_session_id: str | None = None
+        self.recent_sealed_id = ""
         self.recent_at = 0.0
 
 
@@ -25,17 +25,18 @@ class MemoryStore(SessionStore):
         self._sessions: dict[str, SessionRecord] = {}
         self._users: dict[str, _User] = {}
 
-    async def login(self, identity: Identity, candidate: SessionRecord, reuse_since: float | None,
-                    now: float) -> tuple[SessionRecord, bool]:
-        user = self._users.setdefault(identity.openid, _User())
-        user.session_key = identity.session_key
+    async def login(self, login: UserLogin, candidate: SessionRecord, reuse_since: float | None,
+                    now: float) -> LoginOutcome:
+        user = self._users.setdefault(login.openid, _User())
+        user.session_key = login.sealed_session_key
         if reuse_since is not None and user.recent_at >= reuse_since:
             recent = self._sessions.get(user.recent_session_id)
             if recent is not None and recent.expires_at > now:
-                return copy.deepcopy(recent), True
+                return LoginOutcome(copy.deepcopy(recent), True, user.recent_sealed_id)
         self._sessions[candidate.id] = copy.deepcopy(candidate)
         user.recent_session_id, user.recent_at = candidate.id, now
-        return candidate, False
+        user.recent_sealed_id = login.sealed_session_id
+        return LoginOutcome(candidate, False, login.sealed_session_id)
 
     async def get(self, session_id: str) -> SessionRecord | None:
         record = self._sessions.get(session_id)
@@ -70,6 +71,14 @@ class MemoryStore(SessionStore):
     async def session_key(self, openid: str) -> str | None:
         user = self._users.get(openid)
         return user.session_key if user else None
+
+    async def rename(self, session_id: str, new_id: str) -> SessionRecord | None:
+        record = self._sessions.pop(session_id, None)
+        if record is None:
+            return None
+        record.id = new_id
+        self._sessions[new_id] = record
+        return copy.deepcopy(record)
 
     async def purge_expired(self, now: float) -> int:
         expired = [sid for sid, record in self._sessions.items() if record.expires_at <= now]

@@ -6,13 +6,16 @@ until 2027-05-14); switching means changing the import and the client constructo
 
 Collections:
 
-- ``sessions``: ``{_id: raw id, openid, unionid, created_at, touched_at, expires_at, data}``,
+- ``sessions``: ``{_id: storage key, openid, unionid, created_at, touched_at, expires_at,
+  data}``; the storage key is a SHA-256 of the session id, so the collection holds no usable id,
   indexed on ``openid`` and on ``expires_at`` (a TTL index where the server has them, so MongoDB
   deletes expired sessions itself; FerretDB 1.x answers NotImplemented, and the server then
   purges periodically).
-- ``users``: one document per openid: ``{_id: openid, session_key, unionid, login_at,
-  recent_session_id, recent_at}``. The ``recent_*`` fields make concurrent logins converge:
-  the session id is claimed with a compare-and-set on that single document.
+- ``users``: one document per openid: ``{_id: openid, session_key (sealed), unionid,
+  login_at, recent_session_id, recent_sealed_id, recent_at}``. The ``recent_*`` fields make
+  concurrent logins converge: the session is claimed with a compare-and-set on that single
+  document, and ``recent_sealed_id`` (the raw id, AES-GCM sealed) lets later logins in the
+  reuse window be handed the same id.
 - ``locks``: only on servers whose updates are not atomic (below).
 
 Every update is field-level (``$set``/``$unset``/``$max`` on the fields concerned), so on
@@ -42,8 +45,7 @@ from pymongo.errors import (
 )
 
 from server.errors import StoreUnavailable
-from server.login.base import Identity
-from server.stores.base import SessionRecord, SessionStore
+from server.stores.base import LoginOutcome, SessionRecord, SessionStore, UserLogin
 
 log = logging.getLogger("minisession.store")
 
@@ -198,14 +200,14 @@ class MongoStore(SessionStore):
             "expires_at": _dt(record.expires_at), "data": record.data,
         }
 
-    async def _record_login(self, identity: Identity, now: float) -> dict:
-        fields = {"session_key": identity.session_key, "login_at": _dt(now)}
-        if identity.unionid is not None:
-            fields["unionid"] = identity.unionid
+    async def _record_login(self, login: UserLogin, now: float) -> dict:
+        fields = {"session_key": login.sealed_session_key, "login_at": _dt(now)}
+        if login.unionid is not None:
+            fields["unionid"] = login.unionid
         for _ in range(2):
             try:
                 return await self._users.find_one_and_update(
-                    {"_id": identity.openid}, {"$set": fields}, upsert=True,
+                    {"_id": login.openid}, {"$set": fields}, upsert=True,
                     return_document=ReturnDocument.AFTER,
                 )
             except DuplicateKeyError:
@@ -214,21 +216,21 @@ class MongoStore(SessionStore):
         raise StoreUnavailable("the user record could not be written, try again")
 
     @_guard
-    async def login(self, identity: Identity, candidate: SessionRecord, reuse_since: float | None,
-                    now: float) -> tuple[SessionRecord, bool]:
-        async with self._exclusive("user:" + identity.openid):
-            return await self._login(identity, candidate, reuse_since, now)
+    async def login(self, login: UserLogin, candidate: SessionRecord, reuse_since: float | None,
+                    now: float) -> LoginOutcome:
+        async with self._exclusive("user:" + login.openid):
+            return await self._login(login, candidate, reuse_since, now)
 
-    async def _login(self, identity: Identity, candidate: SessionRecord,
-                     reuse_since: float | None, now: float) -> tuple[SessionRecord, bool]:
-        user = await self._record_login(identity, now)
+    async def _login(self, login: UserLogin, candidate: SessionRecord,
+                     reuse_since: float | None, now: float) -> LoginOutcome:
+        user = await self._record_login(login, now)
+        claim = {"recent_session_id": candidate.id, "recent_sealed_id": login.sealed_session_id,
+                 "recent_at": _dt(now)}
+        mine = LoginOutcome(candidate, False, login.sealed_session_id)
         if reuse_since is None:
             await self._sessions.insert_one(self._document(candidate))
-            await self._users.update_one(
-                {"_id": identity.openid},
-                {"$set": {"recent_session_id": candidate.id, "recent_at": _dt(now)}},
-            )
-            return candidate, False
+            await self._users.update_one({"_id": login.openid}, {"$set": claim})
+            return mine
 
         inserted = False
         for _ in range(_CLAIM_ATTEMPTS):
@@ -239,19 +241,18 @@ class MongoStore(SessionStore):
                 if recent is not None and recent["expires_at"].timestamp() > now:
                     if inserted:
                         await self._sessions.delete_one({"_id": candidate.id})
-                    return self._record(recent), True
+                    return LoginOutcome(self._record(recent), True,
+                                        user.get("recent_sealed_id", ""))
             # Insert before claiming, so whoever reads the claim finds the session in place.
             if not inserted:
                 await self._sessions.insert_one(self._document(candidate))
                 inserted = True
             claimed = await self._users.update_one(
-                {"_id": identity.openid, "recent_session_id": recent_id},
-                {"$set": {"recent_session_id": candidate.id, "recent_at": _dt(now)}},
-            )
+                {"_id": login.openid, "recent_session_id": recent_id}, {"$set": claim})
             if claimed.matched_count == 1:
-                return candidate, False
+                return mine
             # Someone else claimed first: read their claim and reuse it.
-            user = await self._users.find_one({"_id": identity.openid}) or {}
+            user = await self._users.find_one({"_id": login.openid}) or {}
         await self._sessions.delete_one({"_id": candidate.id})
         raise StoreUnavailable("too many concurrent logins for this user, try again")
 
@@ -297,6 +298,18 @@ class MongoStore(SessionStore):
     async def session_key(self, openid: str) -> str | None:
         doc = await self._users.find_one({"_id": openid}, {"session_key": 1})
         return doc.get("session_key") if doc else None
+
+    @_guard
+    async def rename(self, session_id: str, new_id: str) -> SessionRecord | None:
+        # Delete first: from here on the old id finds nothing (and no write through it can be
+        # lost), then the same session goes in under its new id.
+        async with self._exclusive(session_id):
+            doc = await self._sessions.find_one_and_delete({"_id": session_id})
+        if doc is None:
+            return None
+        doc["_id"] = new_id
+        await self._sessions.insert_one(doc)
+        return self._record(doc)
 
     @_guard
     async def purge_expired(self, now: float) -> int:
