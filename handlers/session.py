@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 
 from handlers.base import ApiHandler
+from server.client_address import client_address
 from server.errors import ApiError
 
 
@@ -24,6 +25,17 @@ def describe(record, now: float) -> dict:
     return view
 
 
+def send_session(handler: ApiHandler, session, **extra) -> None:
+    """Answer with a session's id (cookie, header and body) and its public view."""
+    now = handler.ctx.service.clock.now()
+    record = session.record
+    handler.send_session_id(session.token, round(record.expires_at - now))
+    # "sessionid" repeats the id for the many clients copied from tutorials that read
+    # res.data.sessionid.
+    handler.write_json({"session_id": session.token, "sessionid": session.token,
+                        **extra, **describe(record, now)})
+
+
 class LoginHandler(ApiHandler):
     """``POST /login`` (or ``GET /login?code=``): exchange a wx.login() code for a session."""
 
@@ -37,14 +49,15 @@ class LoginHandler(ApiHandler):
         await self._login(self.get_query_argument("code", None))
 
     async def _login(self, code) -> None:
+        # Before anything else: a flood must not reach WeChat (its quota) nor the store.
+        self.ctx.login_limits.check(self.client_address())
         session, reused = await self.ctx.service.login(code)
-        now = self.ctx.service.clock.now()
-        record = session.record
-        self.send_session_id(session.token, round(record.expires_at - now))
-        # "sessionid" repeats the id for the many clients copied from tutorials that read
-        # res.data.sessionid.
-        self.write_json({"session_id": session.token, "sessionid": session.token,
-                         "reused": reused, **describe(record, now)})
+        send_session(self, session, reused=reused)
+
+    def client_address(self) -> str:
+        return client_address(self.request.remote_ip,
+                              self.request.headers.get_list("X-Forwarded-For"),
+                              self.ctx.trusted_proxies)
 
 
 class SessionHandler(ApiHandler):
@@ -63,6 +76,18 @@ class SessionHandler(ApiHandler):
         self.clear_session_cookie()
         self.set_status(204)
         self.finish()
+
+
+class RotateHandler(ApiHandler):
+    """``POST /session/rotate``: the same session under a fresh id; the old id stops working.
+
+    Call it when a session gains privileges (the user signed in to an account, became an
+    admin...), so that an id seen before that moment is worth nothing after it.
+    """
+
+    async def post(self) -> None:
+        session = await self.current_session()
+        send_session(self, await self.ctx.service.rotate(session))
 
 
 class SessionDataHandler(ApiHandler):

@@ -7,12 +7,19 @@ from tornado.ioloop import PeriodicCallback
 
 from handlers.base import NotFoundHandler
 from handlers.health import HealthHandler, ReadyHandler
-from handlers.session import LoginHandler, SessionDataHandler, SessionHandler
+from handlers.session import (
+    LoginHandler,
+    RotateHandler,
+    SessionDataHandler,
+    SessionHandler,
+)
 from server.clock import SystemClock
 from server.config import Config
 from server.errors import StoreUnavailable
 from server.ids import SessionIdSigner
 from server.login.base import LoginProvider
+from server.client_address import parse_networks
+from server.ratelimit import LoginRateLimits
 from server.sealing import Sealer
 from server.sessions import SessionPolicy, SessionService
 from server.stores.base import SessionStore
@@ -24,6 +31,7 @@ ROUTES = [
     (r"/login", LoginHandler),
     (r"/session", SessionHandler),
     (r"/session/data", SessionDataHandler),
+    (r"/session/rotate", RotateHandler),
     (r"/healthz", HealthHandler),
     (r"/readyz", ReadyHandler),
 ]
@@ -76,6 +84,9 @@ class Minisession:
         )
         self.service = SessionService(self.store, SessionIdSigner(s.secrets), self.provider,
                                       self.clock, policy, Sealer(config.store.encryption_keys))
+        self.login_limits = LoginRateLimits(config.login.rate_per_address,
+                                            config.login.rate_overall, self.clock)
+        self.trusted_proxies = parse_networks(config.server.trusted_proxies)
         self.application = tornado.web.Application(
             ROUTES, default_handler_class=NotFoundHandler, log_function=log_request,
         )

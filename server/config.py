@@ -77,6 +77,8 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8888
     max_body_size: int = 65536
+    max_header_size: int = 16384
+    client_timeout: float = 20.0
     shutdown_grace: float = 10.0
     #: Addresses (IPs or CIDR networks) of reverse proxies whose X-Forwarded-For is believed.
     trusted_proxies: tuple[str, ...] = ()
@@ -331,6 +333,8 @@ _SCHEMA: dict[str, tuple[type, dict[str, Checker]]] = {
         "host": _string(),
         "port": _port,
         "max_body_size": _positive_int,
+        "max_header_size": _positive_int,
+        "client_timeout": _timeout,
         "shutdown_grace": _timeout,
         "trusted_proxies": _networks,
     }),

@@ -85,6 +85,8 @@ class Sealer:
             return None
         try:
             blob = _unb64(parts[2])
+            if _b64(blob) != parts[2]:
+                return None  # base64 with stray bits: not what seal() wrote
             plaintext = self._ciphers[parts[1]].decrypt(
                 blob[:NONCE_BYTES], blob[NONCE_BYTES:], context.encode("utf-8"))
             return plaintext.decode("utf-8")
