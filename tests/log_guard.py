@@ -1,0 +1,85 @@
+"""Every test runs under a guard that captures all log output, at DEBUG level from every logger
+(minisession, tornado, httpx, pymongo...), and fails the test if any secret it handled shows up.
+
+Secrets are collected where they are born, whoever makes them:
+
+- every session token signed, and its raw id (``SessionIdSigner.sign``);
+- every value sealed for the store: WeChat session_keys and raw ids (``Sealer.seal``);
+- every signing secret, encryption key, WeChat app secret and MongoDB URI a server was
+  configured with (``Minisession.__init__``).
+
+A secret is looked for whole; short values (under 12 characters) are skipped, since they
+would match by chance.
+"""
+
+import logging
+
+import pytest
+
+from server.app import Minisession
+from server.ids import SessionIdSigner
+from server.sealing import Sealer
+
+MIN_LENGTH = 12
+
+
+class _Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+        except Exception:  # a bad format string: keep its parts
+            text = f"{record.msg!r} {record.args!r}"
+        if record.exc_info:
+            text += "\n" + logging.Formatter().formatException(record.exc_info)
+        self.lines.append(f"{record.name}: {text}")
+
+
+@pytest.fixture(autouse=True)
+def no_secrets_in_logs(monkeypatch, request):
+    secrets: set[str] = set()
+
+    sign = SessionIdSigner.sign
+
+    def spy_sign(self, raw):
+        token = sign(self, raw)
+        secrets.update((token, raw))
+        return token
+
+    seal = Sealer.seal
+
+    def spy_seal(self, plaintext, context):
+        secrets.add(plaintext)
+        return seal(self, plaintext, context)
+
+    init = Minisession.__init__
+
+    def spy_init(self, config, **kwargs):
+        secrets.update(config.session.secrets)
+        secrets.update(config.store.encryption_keys)
+        secrets.update(v for v in (config.wechat.secret, config.store.mongodb_uri) if v)
+        init(self, config, **kwargs)
+
+    monkeypatch.setattr(SessionIdSigner, "sign", spy_sign)
+    monkeypatch.setattr(Sealer, "seal", spy_seal)
+    monkeypatch.setattr(Minisession, "__init__", spy_init)
+
+    capture = _Capture()
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(capture)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        root.removeHandler(capture)
+        root.setLevel(level)
+    text = "\n".join(capture.lines)
+    leaked = sorted(s for s in secrets if len(s) >= MIN_LENGTH and s in text)
+    if leaked:
+        line = next(line for line in capture.lines if any(s in line for s in leaked))
+        pytest.fail(f"{len(leaked)} secret(s) reached the log, e.g. in: {line[:300]}",
+                    pytrace=False)
