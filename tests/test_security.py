@@ -255,3 +255,28 @@ TRUSTED = parse_networks(["10.0.0.0/8", "127.0.0.1"])
 def test_client_address(peer, forwarded, expected):
     assert client_address(peer, forwarded, TRUSTED) == expected
     assert client_address(peer, forwarded, ()) == peer  # no proxies configured: never believed
+
+
+# -- fixation ---------------------------------------------------------------------------------
+
+@on_both_stores
+@pytest.mark.gen_test(timeout=20)
+async def test_login_never_adopts_an_id_the_client_brings(client, clock):
+    # The attacker plants their own (valid) id in the victim's client, then the victim logs in.
+    planted = (await client.login("dev:attacker")).json["session_id"]
+    clock.advance(60)  # past the reuse window: nothing to share anyway
+    for headers in ({"Cookie": f"sessionid={planted}"}, {"X-Session": planted}):
+        victim = await client.login("dev:victim", headers=headers)
+        token = victim.json["session_id"]
+        assert token != planted and victim.json["openid"] == "victim"
+        # The planted id still belongs to the attacker alone, and sees none of the victim's data.
+        await client.request("PUT", "/session/data", headers={"X-Session": token},
+                             json_body={"card": "4111"})
+        mine = await client.request("GET", "/session/data", headers={"X-Session": planted})
+        assert mine.json == {}
+        who = await client.request("GET", "/session", headers={"X-Session": planted})
+        assert who.json["openid"] == "attacker"
+    # An id the client makes up is never accepted, however well-formed.
+    made_up = "A" * 32 + "." + "B" * 22
+    response = await client.request("GET", "/session", headers={"X-Session": made_up})
+    assert (response.code, response.json["error"]) == (401, "invalid_session")
