@@ -22,6 +22,9 @@ def describe(record, now: float) -> dict:
     }
     if record.unionid:
         view["unionid"] = record.unionid
+    # The app's own account bound to this openid (PUT /admin/bindings/{openid}), if any.
+    view["bound"] = record.user_id is not None
+    view["user_id"] = record.user_id
     return view
 
 
@@ -51,7 +54,9 @@ class LoginHandler(ApiHandler):
     async def _login(self, code) -> None:
         # Before anything else: a flood must not reach WeChat (its quota) nor the store.
         self.ctx.login_limits.check(self.client_address())
-        session, reused = await self.ctx.service.login(code)
+        session, reused = await self.ctx.service.login(
+            code, client_ip=self.client_address(),
+            user_agent=self.request.headers.get("User-Agent"))
         send_session(self, session, reused=reused)
 
     def client_address(self) -> str:

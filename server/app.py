@@ -5,6 +5,12 @@ import logging
 import tornado.web
 from tornado.ioloop import PeriodicCallback
 
+from handlers.admin import (
+    BindingHandler,
+    IntrospectHandler,
+    SessionByHandleHandler,
+    SessionsHandler,
+)
 from handlers.base import NotFoundHandler
 from handlers.health import HealthHandler, ReadyHandler
 from handlers.session import (
@@ -32,6 +38,11 @@ ROUTES = [
     (r"/session", SessionHandler),
     (r"/session/data", SessionDataHandler),
     (r"/session/rotate", RotateHandler),
+    # For the app's backend (admin.enabled, API key required).
+    (r"/introspect", IntrospectHandler),
+    (r"/admin/bindings/([^/]+)", BindingHandler),
+    (r"/admin/sessions", SessionsHandler),
+    (r"/admin/sessions/([^/]+)", SessionByHandleHandler),
     (r"/healthz", HealthHandler),
     (r"/readyz", ReadyHandler),
 ]

@@ -11,7 +11,8 @@ Secrets may also come from the environment, which wins over the file:
 - ``MINISESSION_WECHAT_SECRET``: the mini-program's AppSecret;
 - ``MINISESSION_STORE_MONGODB_URI``: the MongoDB connection string (it may hold a password);
 - ``MINISESSION_STORE_ENCRYPTION_KEYS``: comma-separated AES-256 keys (base64) for secrets at
-  rest (first one encrypts, all decrypt).
+  rest (first one encrypts, all decrypt);
+- ``MINISESSION_ADMIN_API_KEYS``: comma-separated API keys of the admin API.
 
 A variable that is unset or empty (for ``MINISESSION_SESSION_SECRETS``: with no non-empty item)
 leaves the file's value in place.
@@ -37,6 +38,7 @@ ENV_SESSION_SECRETS = "MINISESSION_SESSION_SECRETS"
 ENV_WECHAT_SECRET = "MINISESSION_WECHAT_SECRET"
 ENV_STORE_MONGODB_URI = "MINISESSION_STORE_MONGODB_URI"
 ENV_STORE_ENCRYPTION_KEYS = "MINISESSION_STORE_ENCRYPTION_KEYS"
+ENV_ADMIN_API_KEYS = "MINISESSION_ADMIN_API_KEYS"
 
 MIN_SECRET_LENGTH = 32
 
@@ -133,6 +135,13 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class AdminConfig:
+    #: Serve /introspect and /admin/* (for the app's backend); off by default.
+    enabled: bool = False
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig
     session: SessionConfig
@@ -140,6 +149,7 @@ class Config:
     login: LoginConfig
     wechat: WeChatConfig
     log: LogConfig
+    admin: AdminConfig = AdminConfig()
     notices: tuple[str, ...] = ()  # non-fatal warnings to log at start-up
 
 
@@ -373,6 +383,10 @@ _SCHEMA: dict[str, tuple[type, dict[str, Checker]]] = {
     "log": (LogConfig, {
         "level": _choice("debug", "info", "warning", "error"),
     }),
+    "admin": (AdminConfig, {
+        "enabled": _boolean,
+        "api_keys": _secret_list,
+    }),
 }
 
 
@@ -496,6 +510,8 @@ def _build(data: dict, environ: Mapping[str, str]) -> Config:
         given["wechat"]["secret"] = env
     if env := environ.get(ENV_STORE_MONGODB_URI, ""):
         given["store"]["mongodb_uri"] = env
+    if env := _env_list(environ, ENV_ADMIN_API_KEYS):
+        given["admin"]["api_keys"] = env
     if env := _env_list(environ, ENV_STORE_ENCRYPTION_KEYS):
         given["store"]["encryption_keys"] = _encryption_keys(ENV_STORE_ENCRYPTION_KEYS, list(env))
 
@@ -568,6 +584,21 @@ def _build(data: dict, environ: Mapping[str, str]) -> Config:
             notices.append(NOTICE_EPHEMERAL_ENCRYPTION_KEY)
         given["store"]["encryption_keys"] = (new_key(),)
 
+    if value("admin", "enabled"):
+        api_keys = value("admin", "api_keys")
+        if not api_keys:
+            raise ConfigError("admin.api_keys",
+                              f"required when admin.enabled = true (the admin API is never "
+                              f"open); set it in the file or in {ENV_ADMIN_API_KEYS}")
+        for number, key in enumerate(api_keys, 1):
+            if (reason := _weakness(key)) is None:
+                continue
+            problem = (f"key #{number} is weak ({reason}); use at least {MIN_SECRET_LENGTH} "
+                       f"random characters")
+            if exposed:
+                raise ConfigError("admin.api_keys", f"{problem}; refused because {where}")
+            notices.append(f"admin.api_keys: {problem}")
+
     if value("store", "backend") == "memory":
         notices.append(NOTICE_MEMORY_STORE)
 
@@ -578,5 +609,6 @@ def _build(data: dict, environ: Mapping[str, str]) -> Config:
         login=LoginConfig(**given["login"]),
         wechat=WeChatConfig(**given["wechat"]),
         log=LogConfig(**given["log"]),
+        admin=AdminConfig(**given["admin"]),
         notices=tuple(notices),
     )

@@ -41,6 +41,7 @@ plus ``"unionid": "union-<openid>"`` when started with ``--unionid``.
 import argparse
 import asyncio
 import base64
+import hmac
 import json
 import logging
 import re
@@ -145,7 +146,9 @@ class Jscode2SessionHandler(_FakeHandler):
             return self.write(error(40002))
         if self.get_query_argument("appid", "") != fake.appid:
             return self.write(error(40013))
-        if self.get_query_argument("secret", "") != fake.secret:
+        # Constant time, as a real server must compare secrets (bytes: non-ASCII is allowed).
+        if not hmac.compare_digest(self.get_query_argument("secret", "").encode(),
+                                   fake.secret.encode()):
             return self.write(error(40125))
         code = self.get_query_argument("js_code", "")
         if not code:

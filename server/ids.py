@@ -40,7 +40,9 @@ class SessionIdSigner:
             raise TypeError("secrets must be a list of strings, not a single string")
         if not secrets:
             raise ValueError("at least one signing secret is required")
-        self._keys = [s.encode("utf-8") for s in secrets]
+        # surrogatepass: a secret read from the environment keeps undecodable bytes as lone
+        # surrogates, which plain UTF-8 refuses to encode (the server would crash at start).
+        self._keys = [s.encode("utf-8", "surrogatepass") for s in secrets]
 
     def _mac(self, key: bytes, raw: str) -> str:
         return _b64(hmac.new(key, raw.encode("ascii"), hashlib.sha256).digest()[:MAC_BYTES])

@@ -20,6 +20,8 @@ log = logging.getLogger("minisession.sessions")
 MAX_CODE_LENGTH = 256
 MAX_LOOKUPS = 3  # store reads one request may spend on the ids it carries
 MAX_DATA_DEPTH = 32
+MAX_USER_AGENT = 256
+MAX_USER_ID_LENGTH = 256
 _INT64 = 2**63
 
 
@@ -79,27 +81,33 @@ class SessionService:
 
     # -- login -----------------------------------------------------------------------------
 
-    async def login(self, code: str | None) -> tuple[ActiveSession, bool]:
+    async def login(self, code: str | None, client_ip: str | None = None,
+                    user_agent: str | None = None) -> tuple[ActiveSession, bool]:
         """Exchange a login code for a session: ``(session, reused)``.
 
         Concurrent logins of one user within ``login_reuse_window`` get the same session, so
         clients that all hit a 401 at once and each log in stop overwriting each other's id.
+        ``client_ip`` and ``user_agent`` are kept with a new session for the admin listing.
         """
         code = validate_code(code)
         identity = await self.provider.exchange(code)
+        origin = {"client_ip": client_ip,
+                  "user_agent": user_agent[:MAX_USER_AGENT] if user_agent else None}
         window = self.policy.login_reuse_window
-        session = await self._login(identity, reuse=window > 0)
+        session = await self._login(identity, origin, reuse=window > 0)
         if session is None:
             # The reused session's id was sealed with a key no longer configured: a new one.
-            session = await self._login(identity, reuse=False)
+            session = await self._login(identity, origin, reuse=False)
         return session
 
-    async def _login(self, identity: Identity, reuse: bool) -> tuple[ActiveSession, bool] | None:
+    async def _login(self, identity: Identity, origin: dict,
+                     reuse: bool) -> tuple[ActiveSession, bool] | None:
         now = self.clock.now()
         raw_id, token = self.signer.new_token()
         candidate = SessionRecord(
             id=storage_key(raw_id), openid=identity.openid, unionid=identity.unionid,
             created_at=now, touched_at=now, expires_at=self._expiry(now, now), data={},
+            **origin,
         )
         user = UserLogin(
             openid=identity.openid, unionid=identity.unionid,
@@ -152,7 +160,7 @@ class SessionService:
                 first_error = first_error or exc
         raise first_error
 
-    async def _live_session(self, raw_id: str, token: str) -> ActiveSession:
+    async def _live_session(self, raw_id: str, token: str, touch: bool = True) -> ActiveSession:
         key = storage_key(raw_id)
         record = await self.store.get(key)
         if record is None:
@@ -161,7 +169,7 @@ class SessionService:
         if record.expires_at <= now:
             await self.store.delete(key)
             raise _expired_session()
-        if now - record.touched_at >= self.policy.touch_after:
+        if touch and now - record.touched_at >= self.policy.touch_after:
             expires_at = self._expiry(record.created_at, now)
             await self.store.touch(key, now, expires_at)
             record.touched_at, record.expires_at = now, max(record.expires_at, expires_at)
@@ -179,6 +187,46 @@ class SessionService:
                 await self.store.delete(storage_key(raw_id))
                 return True
         return False
+
+    async def introspect(self, token, touch: bool = False) -> ActiveSession | None:
+        """The live session a token names, for the app's backend; None if it names none.
+
+        Unlike a client's own request, introspection does not slide the expiry unless asked:
+        a backend checking a session is not the user using it.
+        """
+        raw_id = self.signer.verify(token)
+        if raw_id is None:
+            return None
+        try:
+            return await self._live_session(raw_id, token, touch=touch)
+        except ApiError as exc:
+            if exc.status == 401:
+                return None
+            raise
+
+    # -- the app's backend: bindings and revocation ------------------------------------------
+
+    async def bind(self, openid: str, user_id) -> None:
+        await self.store.bind(openid, check_user_id(user_id), self.clock.now())
+
+    async def unbind(self, openid: str) -> bool:
+        return await self.store.unbind(openid)
+
+    async def binding(self, openid: str):
+        return await self.store.binding(openid)
+
+    async def sessions_of(self, openid=None, user_id=None) -> list[SessionRecord]:
+        return await self.store.list_sessions(self.clock.now(), openid=openid, user_id=user_id)
+
+    async def revoke_all(self, openid=None, user_id=None) -> int:
+        return await self.store.delete_sessions(openid=openid, user_id=user_id)
+
+    async def revoke_handle(self, handle: str) -> bool:
+        """End one session by its listing handle (its storage key); False if there is none."""
+        if await self.store.get(handle) is None:
+            return False
+        await self.store.delete(handle)
+        return True
 
     async def rotate(self, session: ActiveSession) -> ActiveSession:
         """Move the session to a fresh id (after a privilege change); the old id stops working.
@@ -245,6 +293,18 @@ class SessionService:
                 413, "data_too_large",
                 f"session data would be {size} bytes; the limit is {self.policy.data_max_bytes}",
             )
+
+
+def check_user_id(user_id):
+    """The app's user id: a non-empty string of printable characters, or a 64-bit integer."""
+    if isinstance(user_id, str) and 0 < len(user_id) <= MAX_USER_ID_LENGTH \
+            and user_id.isprintable():
+        return user_id
+    if isinstance(user_id, int) and not isinstance(user_id, bool) and -_INT64 <= user_id < _INT64:
+        return user_id
+    raise ApiError(400, "invalid_user_id",
+                   f"user_id must be a printable string of 1-{MAX_USER_ID_LENGTH} characters "
+                   "or a 64-bit integer")
 
 
 def validate_code(code) -> str:

@@ -28,6 +28,12 @@ class SessionRecord:
     touched_at: float
     expires_at: float
     data: dict = field(default_factory=dict)
+    #: The app's user bound to ``openid`` (see :meth:`SessionStore.bind`), kept in step with
+    #: the binding by the store; None when unbound.
+    user_id: str | int | None = None
+    #: Where the login came from, for the admin listing of a user's sessions.
+    client_ip: str | None = None
+    user_agent: str | None = None
 
 
 @dataclass
@@ -46,6 +52,11 @@ class LoginOutcome(NamedTuple):
     reused: bool
     #: The sealed raw id of ``record`` (the candidate's own, or the reused session's).
     sealed_session_id: str
+
+
+class Binding(NamedTuple):
+    user_id: str | int
+    bound_at: float
 
 
 class SessionStore:
@@ -106,6 +117,32 @@ class SessionStore:
 
         Returns the moved session, or None when ``session_id`` does not exist.
         """
+        raise NotImplementedError
+
+    # -- the app's backend: bindings and revocation --------------------------------------------
+
+    async def bind(self, openid: str, user_id: str | int, now: float) -> None:
+        """Bind ``openid`` to the app's ``user_id`` (replacing any binding). Every session of
+        that openid, existing or created later, carries ``user_id`` from then on."""
+        raise NotImplementedError
+
+    async def unbind(self, openid: str) -> bool:
+        """Remove the binding; False when there was none."""
+        raise NotImplementedError
+
+    async def binding(self, openid: str) -> Binding | None:
+        raise NotImplementedError
+
+    async def list_sessions(self, now: float, openid: str | None = None,
+                            user_id: str | int | None = None,
+                            limit: int = 1000) -> list[SessionRecord]:
+        """Live sessions (expiring after ``now``) of an openid and/or a bound user, oldest
+        first, at most ``limit``."""
+        raise NotImplementedError
+
+    async def delete_sessions(self, openid: str | None = None,
+                              user_id: str | int | None = None) -> int:
+        """End every session of an openid and/or a bound user; return how many."""
         raise NotImplementedError
 
     async def purge_expired(self, now: float) -> int:

@@ -7,17 +7,24 @@ method is atomic, which is what the contract's concurrency guarantees need.
 
 import copy
 
-from server.stores.base import LoginOutcome, SessionRecord, SessionStore, UserLogin
+from server.stores.base import (
+    Binding,
+    LoginOutcome,
+    SessionRecord,
+    SessionStore,
+    UserLogin,
+)
 
 
 class _User:
-    __slots__ = ("recent_at", "recent_sealed_id", "recent_session_id", "session_key")
+    __slots__ = ("binding", "recent_at", "recent_sealed_id", "recent_session_id", "session_key")
 
     def __init__(self) -> None:
         self.session_key: str | None = None
         self.recent_session_id: str | None = None
         self.recent_sealed_id = ""
         self.recent_at = 0.0
+        self.binding: Binding | None = None
 
 
 class MemoryStore(SessionStore):
@@ -33,6 +40,7 @@ class MemoryStore(SessionStore):
             recent = self._sessions.get(user.recent_session_id)
             if recent is not None and recent.expires_at > now:
                 return LoginOutcome(copy.deepcopy(recent), True, user.recent_sealed_id)
+        candidate.user_id = user.binding.user_id if user.binding else None
         self._sessions[candidate.id] = copy.deepcopy(candidate)
         user.recent_session_id, user.recent_at = candidate.id, now
         user.recent_sealed_id = login.sealed_session_id
@@ -79,6 +87,47 @@ class MemoryStore(SessionStore):
         record.id = new_id
         self._sessions[new_id] = record
         return copy.deepcopy(record)
+
+    def _matching(self, openid, user_id):
+        if openid is None and user_id is None:
+            raise ValueError("an openid or a user_id is required")  # never "every session"
+        return [sid for sid, record in self._sessions.items()
+                if (openid is None or record.openid == openid)
+                and (user_id is None or record.user_id == user_id)]
+
+    def _set_user_id(self, openid: str, user_id) -> None:
+        for record in self._sessions.values():
+            if record.openid == openid:
+                record.user_id = user_id
+
+    async def bind(self, openid: str, user_id, now: float) -> None:
+        self._users.setdefault(openid, _User()).binding = Binding(user_id, now)
+        self._set_user_id(openid, user_id)
+
+    async def unbind(self, openid: str) -> bool:
+        user = self._users.get(openid)
+        if user is None or user.binding is None:
+            return False
+        user.binding = None
+        self._set_user_id(openid, None)
+        return True
+
+    async def binding(self, openid: str) -> Binding | None:
+        user = self._users.get(openid)
+        return user.binding if user else None
+
+    async def list_sessions(self, now: float, openid=None, user_id=None,
+                            limit: int = 1000) -> list[SessionRecord]:
+        live = [self._sessions[sid] for sid in self._matching(openid, user_id)
+                if self._sessions[sid].expires_at > now]
+        live.sort(key=lambda record: record.created_at)
+        return copy.deepcopy(live[:limit])
+
+    async def delete_sessions(self, openid=None, user_id=None) -> int:
+        doomed = self._matching(openid, user_id)
+        for sid in doomed:
+            del self._sessions[sid]
+        return len(doomed)
 
     async def purge_expired(self, now: float) -> int:
         expired = [sid for sid, record in self._sessions.items() if record.expires_at <= now]

@@ -45,12 +45,13 @@ from pymongo.errors import (
 )
 
 from server.errors import StoreUnavailable
-from server.stores.base import LoginOutcome, SessionRecord, SessionStore, UserLogin
+from server.stores.base import Binding, LoginOutcome, SessionRecord, SessionStore, UserLogin
 
 log = logging.getLogger("minisession.store")
 
 _NOT_IMPLEMENTED = 238  # MongoDB's error code for NotImplemented, as FerretDB answers TTL indexes
 _CLAIM_ATTEMPTS = 5
+_SYNC_ATTEMPTS = 5
 # A lock is held for one or two round trips; one this old belongs to a process that died.
 _STALE_LOCK = timedelta(seconds=10)
 
@@ -125,6 +126,7 @@ class MongoStore(SessionStore):
                         "one session or user are serialized with lock documents",
                         build["ferretdbVersion"])
         await self._sessions.create_index("openid")
+        await self._sessions.create_index("user_id")
         try:
             await self._sessions.create_index("expires_at", name="expires_at_ttl",
                                               expireAfterSeconds=0)
@@ -190,6 +192,8 @@ class MongoStore(SessionStore):
             id=doc["_id"], openid=doc["openid"], unionid=doc.get("unionid"),
             created_at=doc["created_at"].timestamp(), touched_at=doc["touched_at"].timestamp(),
             expires_at=doc["expires_at"].timestamp(), data=doc.get("data") or {},
+            user_id=doc.get("user_id"), client_ip=doc.get("client_ip"),
+            user_agent=doc.get("user_agent"),
         )
 
     @staticmethod
@@ -198,6 +202,8 @@ class MongoStore(SessionStore):
             "_id": record.id, "openid": record.openid, "unionid": record.unionid,
             "created_at": _dt(record.created_at), "touched_at": _dt(record.touched_at),
             "expires_at": _dt(record.expires_at), "data": record.data,
+            "user_id": record.user_id, "client_ip": record.client_ip,
+            "user_agent": record.user_agent,
         }
 
     async def _record_login(self, login: UserLogin, now: float) -> dict:
@@ -219,11 +225,17 @@ class MongoStore(SessionStore):
     async def login(self, login: UserLogin, candidate: SessionRecord, reuse_since: float | None,
                     now: float) -> LoginOutcome:
         async with self._exclusive("user:" + login.openid):
-            return await self._login(login, candidate, reuse_since, now)
+            outcome = await self._login(login, candidate, reuse_since, now)
+        if not outcome.reused and self.atomic_updates:
+            # A bind may have run between reading the user and inserting the session (on
+            # FerretDB the user lock keeps binds out instead).
+            await self._sync_binding(login.openid, seen=outcome.record.user_id)
+        return outcome
 
     async def _login(self, login: UserLogin, candidate: SessionRecord,
                      reuse_since: float | None, now: float) -> LoginOutcome:
         user = await self._record_login(login, now)
+        candidate.user_id = user.get("user_id")
         claim = {"recent_session_id": candidate.id, "recent_sealed_id": login.sealed_session_id,
                  "recent_at": _dt(now)}
         mine = LoginOutcome(candidate, False, login.sealed_session_id)
@@ -309,7 +321,92 @@ class MongoStore(SessionStore):
             return None
         doc["_id"] = new_id
         await self._sessions.insert_one(doc)
+        # A bind that ran while the session was between ids did not see it.
+        doc["user_id"] = await self._sync_binding(doc["openid"], seen=doc.get("user_id"))
         return self._record(doc)
+
+    # -- bindings and revocation ---------------------------------------------------------------
+
+    async def _bound_user_id(self, openid: str):
+        user = await self._users.find_one({"_id": openid}, {"user_id": 1})
+        return (user or {}).get("user_id")
+
+    async def _sync_binding(self, openid: str, seen=...):
+        """Make every session of ``openid`` carry the user's current ``user_id``; return it.
+
+        The binding lives in the user's document and is copied into sessions so that reading a
+        session stays one query. Whoever changes either side calls this afterwards; it repeats
+        until the binding it read is still the binding after its writes, so concurrent binds,
+        unbinds, logins and renames all end with every copy equal to the binding.
+        ``seen``: the user_id the caller just wrote into a session, to skip work when current.
+        """
+        user_id = await self._bound_user_id(openid)
+        for _ in range(_SYNC_ATTEMPTS):
+            if seen is not ... and seen == user_id:
+                return user_id
+            stale = {"openid": openid, "user_id": {"$ne": user_id}}
+            if self.atomic_updates:
+                await self._sessions.update_many(stale, {"$set": {"user_id": user_id}})
+            else:
+                async for doc in self._sessions.find(stale, {"_id": 1}):
+                    async with self._exclusive(doc["_id"]):
+                        await self._sessions.update_one({"_id": doc["_id"]},
+                                                        {"$set": {"user_id": user_id}})
+            seen, user_id = user_id, await self._bound_user_id(openid)
+        raise StoreUnavailable("the binding is changing too fast, try again")
+
+    async def _set_binding(self, openid: str, update: dict) -> dict | None:
+        for _ in range(2):
+            try:
+                return await self._users.find_one_and_update(
+                    {"_id": openid}, update, upsert="$set" in update,
+                    return_document=ReturnDocument.BEFORE)
+            except DuplicateKeyError:
+                continue  # raced another first write of this user; now it exists
+        raise StoreUnavailable("the user record could not be written, try again")
+
+    @_guard
+    async def bind(self, openid: str, user_id, now: float) -> None:
+        async with self._exclusive("user:" + openid):
+            await self._set_binding(openid, {"$set": {"user_id": user_id, "bound_at": _dt(now)}})
+            await self._sync_binding(openid)
+
+    @_guard
+    async def unbind(self, openid: str) -> bool:
+        async with self._exclusive("user:" + openid):
+            before = await self._set_binding(openid, {"$unset": {"user_id": "", "bound_at": ""}})
+            await self._sync_binding(openid)
+        return before is not None and before.get("user_id") is not None
+
+    @_guard
+    async def binding(self, openid: str) -> Binding | None:
+        user = await self._users.find_one({"_id": openid}, {"user_id": 1, "bound_at": 1})
+        if not user or user.get("user_id") is None:
+            return None
+        return Binding(user["user_id"], user["bound_at"].timestamp())
+
+    @staticmethod
+    def _owner_filter(openid, user_id) -> dict:
+        if openid is None and user_id is None:
+            raise ValueError("an openid or a user_id is required")  # never "every session"
+        query = {}
+        if openid is not None:
+            query["openid"] = openid
+        if user_id is not None:
+            query["user_id"] = user_id
+        return query
+
+    @_guard
+    async def list_sessions(self, now: float, openid=None, user_id=None,
+                            limit: int = 1000) -> list[SessionRecord]:
+        query = self._owner_filter(openid, user_id) | {"expires_at": {"$gt": _dt(now)}}
+        cursor = self._sessions.find(query).sort("created_at", 1).limit(limit)
+        return [self._record(doc) async for doc in cursor]
+
+    @_guard
+    async def delete_sessions(self, openid=None, user_id=None) -> int:
+        result = await self._sessions.delete_many(self._owner_filter(openid, user_id))
+        return result.deleted_count
 
     @_guard
     async def purge_expired(self, now: float) -> int:
