@@ -83,7 +83,9 @@ class Minisession:
     """One server instance. ``start()`` before serving, ``stop()`` after."""
 
     def __init__(self, config: Config, *, clock=None, store: SessionStore | None = None,
-                 provider: LoginProvider | None = None):
+                 provider: LoginProvider | None = None, extra_routes=()):
+        """``extra_routes``: your own ``(pattern, handler)`` pairs, served beside ours; see
+        :class:`handlers.extend.SessionRequestHandler`."""
         self.config = config
         self.clock = clock or SystemClock()
         self.store = store or make_store(config)
@@ -99,7 +101,8 @@ class Minisession:
                                             config.login.rate_overall, self.clock)
         self.trusted_proxies = parse_networks(config.server.trusted_proxies)
         self.application = tornado.web.Application(
-            ROUTES, default_handler_class=NotFoundHandler, log_function=log_request,
+            [*extra_routes, *ROUTES], default_handler_class=NotFoundHandler,
+            log_function=log_request,
         )
         self.application.ctx = self
         self._maintenance: PeriodicCallback | None = None

@@ -46,6 +46,19 @@ class ActiveSession:
     record: SessionRecord
     token: str
 
+    @property
+    def openid(self) -> str:
+        return self.record.openid
+
+    @property
+    def user_id(self):
+        """The app's user bound to this openid, or None (see the admin API's bindings)."""
+        return self.record.user_id
+
+    @property
+    def data(self) -> dict:
+        return self.record.data
+
 
 def _no_session() -> ApiError:
     return ApiError(401, "no_session", "no session id was sent: log in first")

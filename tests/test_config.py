@@ -198,6 +198,7 @@ def test_wrong_type_names_key_expected_and_given_type():
 @pytest.mark.parametrize("section, key", [
     ("server", "port"), ("server", "max_body_size"), ("session", "idle_timeout"),
     ("session", "touch_after"), ("session", "data_max_bytes"), ("store", "purge_interval"),
+    ("server", "max_header_size"), ("server", "client_timeout"),
 ])
 def test_booleans_are_not_numbers(section, key):
     assert f"{section}.{key}: expected" in error(local(**{section: {key: True}}))
@@ -210,6 +211,7 @@ def test_durations_are_whole_seconds():
 
 @pytest.mark.parametrize("section, key", [
     ("store", "timeout"), ("wechat", "timeout"), ("server", "shutdown_grace"),
+    ("server", "client_timeout"),
 ])
 def test_timeouts_take_int_or_float_greater_than_zero(section, key):
     assert getattr(getattr(parse_config(local(**{section: {key: 3}}), {}), section), key) == 3.0
@@ -228,9 +230,20 @@ def test_port_range():
 
 
 @pytest.mark.parametrize("section, key", [("server", "max_body_size"),
+                                          ("server", "max_header_size"),
                                           ("session", "data_max_bytes")])
 def test_sizes_are_positive(section, key):
     assert f"{section}.{key}: must be greater than 0" in error(local(**{section: {key: 0}}))
+
+
+def test_request_limits_and_client_timeout_have_defaults_and_can_be_set():
+    server = parse_config(local(), {}).server
+    assert (server.max_body_size, server.max_header_size, server.client_timeout) == (
+        65536, 16384, 20.0)
+    server = parse_config(local(server={"max_header_size": 8192, "client_timeout": 2}), {}).server
+    assert (server.max_header_size, server.client_timeout) == (8192, 2.0)
+    assert "server.max_header_size: expected a whole number, got string '16k'" in error(
+        local(server={"max_header_size": "16k"}))
 
 
 # ---------------------------------------------------------------------------- enumerations
@@ -542,3 +555,28 @@ def test_trusted_proxies_take_addresses_and_networks():
            "got string 'proxy.local'" in error(local(server={"trusted_proxies": ["proxy.local"]}))
     assert "server.trusted_proxies: expected a list" in error(
         local(server={"trusted_proxies": "10.0.0.1"}))
+
+
+# ------------------------------------------------------------------------------ admin API
+
+ADMIN_KEY = "admin-key-k7Hq2vXw9Lr4Tz8Bn3Md6Fs1Gp5Jc0Ya"
+
+
+def test_admin_api_is_off_by_default_and_needs_a_key_when_on():
+    assert parse_config(local(), {}).admin.enabled is False
+    message = error(local(admin={"enabled": True}))
+    assert "admin.api_keys: required when admin.enabled = true" in message
+    assert "MINISESSION_ADMIN_API_KEYS" in message
+    config = parse_config(local(admin={"enabled": True}),
+                          {"MINISESSION_ADMIN_API_KEYS": f"{ADMIN_KEY}, second-{ADMIN_KEY}"})
+    assert config.admin.api_keys == (ADMIN_KEY, f"second-{ADMIN_KEY}")
+
+
+def test_weak_admin_keys_are_refused_on_a_public_host_and_noted_locally():
+    message = error(production(admin={"enabled": True, "api_keys": ["short-key"]}))
+    assert "admin.api_keys: key #1 is weak (shorter than 32 characters)" in message
+    assert "short-key" not in message
+    config = parse_config(local(admin={"enabled": True, "api_keys": ["short-key"]}), {})
+    assert any(n.startswith("admin.api_keys: key #1 is weak") for n in config.notices)
+    assert ADMIN_KEY not in repr(parse_config(
+        production(admin={"enabled": True, "api_keys": [ADMIN_KEY]}), {}))
