@@ -1,7 +1,16 @@
-"""The base of every minisession handler: JSON errors, lenient body parsing, session intake."""
+"""The base of every minisession handler: JSON errors, lenient body parsing, session intake.
+
+Request size limits are enforced here, where a JSON answer is still possible: the handler
+streams its body (``stream_request_body``), so it sees the request line and headers before any
+body byte. Too large a request is answered at once (``413``/``414``/``431``, or ``400`` for
+ambiguous framing), before its body is read, and Tornado then closes the connection rather than
+reading the rest. A chunked body is counted as it arrives and never held beyond the limit.
+Tornado's own, higher limits (``server.http_options``) remain as a backstop.
+"""
 
 import json
 import logging
+import re
 from urllib.parse import parse_qs
 
 import tornado.web
@@ -13,17 +22,29 @@ log = logging.getLogger("minisession.http")
 
 # Standard Tornado errors (raised before our code runs) keep a stable machine code.
 _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+# Tornado's own rule: a Content-Length is digits only; identical repeats ("5, 5") are tolerated.
+_CONTENT_LENGTH = re.compile(r"[0-9]+(?:,\s*[0-9]+)*")
 
 
 def _reject_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _bad_framing(message: str) -> ApiError:
+    return ApiError(400, "bad_request", message)
+
+
+@tornado.web.stream_request_body
 class ApiHandler(tornado.web.RequestHandler):
     """JSON in, JSON out; every error is ``{"error": code, "message": text}``.
 
     The shared state (config, session service, store) is in ``self.application.ctx``.
+    ``self.request.body`` is complete when the HTTP method runs, as with a non-streaming
+    handler. A subclass that overrides ``prepare()`` must call ``super().prepare()``.
     """
+
+    # Set when the whole body has been read; until then an answer ends the connection.
+    _body_read = False
 
     @property
     def ctx(self):
@@ -42,8 +63,81 @@ class ApiHandler(tornado.web.RequestHandler):
         self.set_status(status)
         self.finish(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
 
+    # -- request size limits -----------------------------------------------------------------
+
+    def prepare(self) -> None:
+        self._body_parts: list[bytes] = []
+        self._body_size = 0
+        self._check_head()
+        self._check_framing()
+        # Tornado (6.5, pinned) resolves this future of streaming handlers once the body is
+        # read, just before the method runs.
+        self.request._body_future.add_done_callback(self._body_complete)
+
+    def _check_head(self) -> None:
+        request, limit = self.request, self.ctx.config.server.max_header_size
+        request_line = len(request.method) + len(request.uri) + len(request.version) + 4
+        if request_line > limit:
+            raise ApiError(414, "uri_too_long", f"the request line is longer than {limit} bytes")
+        # The header block as sent, give or take optional whitespace.
+        size = request_line + 2 + sum(len(name) + len(value) + 4
+                                      for name, value in request.headers.get_all())
+        if size > limit:
+            raise ApiError(431, "headers_too_large",
+                           f"the request line and headers are larger than {limit} bytes")
+
+    def _check_framing(self) -> None:
+        """Refuse bodies whose length is ambiguous (request smuggling) or over the limit.
+
+        Tornado would refuse the ambiguous ones too, but only with a bare 400 and after our
+        answer could be given.
+        """
+        headers = self.request.headers
+        length = headers.get("Content-Length")
+        encoding = headers.get("Transfer-Encoding")
+        if encoding is not None:
+            if length is not None:
+                raise _bad_framing("Transfer-Encoding and Content-Length must not be combined")
+            if encoding.strip().lower() != "chunked":
+                raise _bad_framing("the only Transfer-Encoding accepted is chunked")
+        if length is None:
+            return
+        values = set(re.split(r",\s*", length))
+        if not _CONTENT_LENGTH.fullmatch(length) or len(values) != 1:
+            raise _bad_framing("Content-Length must be a single whole number")
+        if int(values.pop()) > self.ctx.config.server.max_body_size:
+            raise self._too_large()
+
+    def _too_large(self) -> ApiError:
+        limit = self.ctx.config.server.max_body_size
+        return ApiError(413, "body_too_large", f"the request body is larger than {limit} bytes")
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._finished:
+            return  # already answered (body too large); Tornado discards the rest
+        self._body_size += len(chunk)
+        if self._body_size > self.ctx.config.server.max_body_size:
+            self._body_parts.clear()
+            error = self._too_large()
+            # Not raised: Tornado would drop the connection without an answer.
+            self.send_error(error.status, exc_info=(type(error), error, None))
+            return
+        self._body_parts.append(chunk)
+
+    def _body_complete(self, future) -> None:
+        if future.cancelled() or future.exception() is not None:
+            return  # the client went away mid-body
+        self._body_read = True
+        self.request.body = b"".join(self._body_parts)
+        self._body_parts.clear()
+
+    # -- output of errors ------------------------------------------------------------------
+
     def write_error(self, status_code: int, **kwargs) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
+        if not self._body_read:
+            # Answered before the body was read: Tornado closes the connection after this.
+            self.set_header("Connection", "close")
         if isinstance(exc, ApiError):
             for name, value in exc.headers.items():
                 self.set_header(name, value)
@@ -66,6 +160,11 @@ class ApiHandler(tornado.web.RequestHandler):
                 if getattr(type(self), m.lower()) is not getattr(tornado.web.RequestHandler,
                                                                  m.lower())]
 
+    def _request_summary(self) -> str:
+        # Tornado puts this in its warnings ("400 GET /login?code=%ff ..."); like the access
+        # log, leave out the query string, which may hold a login code.
+        return f"{self.request.method} {self.request.path} ({self.request.remote_ip})"
+
     def log_exception(self, typ, value, tb) -> None:
         if isinstance(value, ApiError):
             # Client errors are answers, not incidents; 5xx ones are logged (no traceback).
@@ -73,9 +172,22 @@ class ApiHandler(tornado.web.RequestHandler):
                 log.warning("%s %s -> %d %s", self.request.method, self.request.path,
                             value.status, value.code)
             return
-        super().log_exception(typ, value, tb)
+        if isinstance(value, tornado.web.HTTPError):
+            super().log_exception(typ, value, tb)  # with _request_summary(): no query string
+            return
+        # Not Tornado's "Uncaught exception" line, which also prints the request's URI with its
+        # query string, where a login code may be.
+        log.error("uncaught exception in %s", self._request_summary(), exc_info=(typ, value, tb))
 
     # -- input -----------------------------------------------------------------------------
+
+    def decode_argument(self, value: bytes, name: str | None = None) -> str:
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            # Not Tornado's HTTPError, whose message (logged) quotes the value: maybe a code.
+            raise ApiError(400, "bad_request",
+                           f"{name or 'the path'} is not valid UTF-8") from None
 
     def json_object(self) -> dict:
         """The body as a JSON object, whatever Content-Type the client claimed.
@@ -137,4 +249,5 @@ class NotFoundHandler(ApiHandler):
     """Any path we do not serve."""
 
     def prepare(self) -> None:
+        super().prepare()
         raise ApiError(404, "not_found", f"nothing here: {self.request.path[:100]}")

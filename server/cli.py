@@ -21,10 +21,11 @@ def _setup_logging(level: str) -> None:
 
 async def _serve(config) -> None:
     from server.app import Minisession
+    from server.http_options import http_server_options
 
     server_app = Minisession(config)
     await server_app.start()
-    http = HTTPServer(server_app.application, max_body_size=config.server.max_body_size)
+    http = HTTPServer(server_app.application, **http_server_options(config))
     sockets = bind_sockets(config.server.port, address=config.server.host)
     http.add_sockets(sockets)
     port = sockets[0].getsockname()[1]

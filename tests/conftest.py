@@ -19,6 +19,7 @@ from server.app import Minisession
 from server.clock import FakeClock
 from server.config import parse_config
 from server.fake_wechat import FakeWeChat, make_app
+from server.http_options import http_server_options
 from server.stores.memory import MemoryStore
 from server.stores.mongodb import MongoStore
 from tests.ferretdb import FerretDB, ensure_binary
@@ -129,6 +130,16 @@ def server(config, store, clock, io_loop):
 def app(server):
     """pytest-tornado serves this application on a real loopback port (``http_server``)."""
     return server.application
+
+
+@pytest.fixture
+def http_server(request, io_loop, _unused_port, server, app):
+    """pytest-tornado's fixture, but with the HTTPServer options ``minisession serve`` uses."""
+    http = tornado.httpserver.HTTPServer(app, **http_server_options(server.config))
+    http.add_socket(_unused_port[0])
+    yield http
+    http.stop()
+    io_loop.run_sync(http.close_all_connections, timeout=request.config.option.async_test_timeout)
 
 
 class Client:
