@@ -82,6 +82,8 @@ class ServerConfig:
     max_header_size: int = 16384
     client_timeout: float = 20.0
     shutdown_grace: float = 10.0
+    #: Pre-forked processes sharing the listening socket (see server/workers.py).
+    workers: int = 1
     #: Addresses (IPs or CIDR networks) of reverse proxies whose X-Forwarded-For is believed.
     trusted_proxies: tuple[str, ...] = ()
 
@@ -346,6 +348,7 @@ _SCHEMA: dict[str, tuple[type, dict[str, Checker]]] = {
         "max_header_size": _positive_int,
         "client_timeout": _timeout,
         "shutdown_grace": _timeout,
+        "workers": _positive_int,
         "trusted_proxies": _networks,
     }),
     "session": (SessionConfig, {
@@ -600,6 +603,10 @@ def _build(data: dict, environ: Mapping[str, str]) -> Config:
             notices.append(f"admin.api_keys: {problem}")
 
     if value("store", "backend") == "memory":
+        if value("server", "workers") > 1:
+            raise ConfigError("server.workers",
+                              "more than one worker needs store.backend = 'mongodb': with the "
+                              "in-process store each worker would see only its own sessions")
         notices.append(NOTICE_MEMORY_STORE)
 
     return Config(

@@ -580,3 +580,12 @@ def test_weak_admin_keys_are_refused_on_a_public_host_and_noted_locally():
     assert any(n.startswith("admin.api_keys: key #1 is weak") for n in config.notices)
     assert ADMIN_KEY not in repr(parse_config(
         production(admin={"enabled": True, "api_keys": [ADMIN_KEY]}), {}))
+
+
+def test_workers_default_to_one_and_need_a_shared_store():
+    assert parse_config(local(), {}).server.workers == 1
+    config = parse_config(production(server={"workers": 4}), PRODUCTION_ENV)
+    assert config.server.workers == 4
+    message = error(local(server={"workers": 2}))
+    assert "server.workers: more than one worker needs store.backend = 'mongodb'" in message
+    assert "server.workers: must be greater than 0, got 0" in error(local(server={"workers": 0}))
