@@ -1,5 +1,7 @@
 """Assembling one minisession server: config -> store, login provider, session service, routes."""
 
+import asyncio
+import contextlib
 import logging
 
 import tornado.web
@@ -32,6 +34,10 @@ from server.stores.base import SessionStore
 
 log = logging.getLogger("minisession")
 access_log = logging.getLogger("minisession.access")
+
+# While the store has never opened, how often to try again (seconds): readiness, indexes and
+# the FerretDB checks then follow within seconds of MongoDB appearing, probed or not.
+REOPEN_INTERVAL = 1.0
 
 ROUTES = [
     (r"/login", LoginHandler),
@@ -107,10 +113,18 @@ class Minisession:
         self.application.ctx = self
         self._maintenance: PeriodicCallback | None = None
         self._store_open = False
+        self._store_warned = False
+        self._opener: asyncio.Task | None = None
+
+    @property
+    def store_ready(self) -> bool:
+        """True once the store has been opened (indexes in place)."""
+        return self._store_open
 
     async def start(self) -> None:
         """Open the store (a store that is down is retried in the background, not fatal)."""
-        await self._open_store()
+        if not await self._open_store():
+            self._opener = asyncio.ensure_future(self._open_in_background())
         self._maintenance = PeriodicCallback(
             self._maintain, self.config.store.purge_interval * 1000, jitter=0.1)
         self._maintenance.start()
@@ -119,15 +133,23 @@ class Minisession:
         try:
             await self.store.open()
         except StoreUnavailable:
-            log.warning("session store unreachable at start-up; not ready, retrying")
+            if not self._store_warned:  # once, not on every retry and readiness probe
+                self._store_warned = True
+                log.warning("session store unreachable at start-up; not ready, retrying")
             return False
         if not self._store_open:
             self._store_open = True
+            if self._store_warned:
+                log.info("session store reachable: ready")
             if self.store.needs_purge and self.config.store.backend == "mongodb":
                 log.warning(
                     "this MongoDB server does not implement TTL indexes (FerretDB 1.x): expired "
                     "sessions are purged every %d s instead", self.config.store.purge_interval)
         return True
+
+    async def _open_in_background(self) -> None:
+        while not await self._open_store():
+            await asyncio.sleep(REOPEN_INTERVAL)
 
     async def _maintain(self) -> None:
         if not await self._open_store() or not self.store.needs_purge:
@@ -148,5 +170,10 @@ class Minisession:
     async def stop(self) -> None:
         if self._maintenance is not None:
             self._maintenance.stop()
+        if self._opener is not None:
+            # Wait for it, so that no attempt reopens the store after it is closed below.
+            self._opener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._opener
         await self.provider.close()
         await self.store.close()

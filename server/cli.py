@@ -19,33 +19,57 @@ def _setup_logging(level: str) -> None:
     )
 
 
-async def _serve(config) -> None:
+async def _serve(config) -> int:
     from server.app import Minisession
+    from server.draining import RequestTracker
     from server.http_options import http_server_options
 
     server_app = Minisession(config)
     await server_app.start()
-    http = HTTPServer(server_app.application, **http_server_options(config))
-    sockets = bind_sockets(config.server.port, address=config.server.host)
+    if config.store.require_at_start and not server_app.store_ready:
+        await server_app.stop()
+        print(f"minisession: the session store did not answer within store.timeout "
+              f"({config.store.timeout:g} s) and store.require_at_start = true: not starting",
+              file=sys.stderr)
+        return 1
+    tracker = RequestTracker(server_app.application)
+    http = HTTPServer(tracker, **http_server_options(config))
+    try:
+        sockets = bind_sockets(config.server.port, address=config.server.host)
+    except OSError:
+        await server_app.stop()  # close the pools it opened before telling why it cannot run
+        raise
     http.add_sockets(sockets)
     port = sockets[0].getsockname()[1]
     log.info("minisession listening on http://%s:%d (store: %s, login: %s)",
              config.server.host, port, config.store.backend, config.login.provider)
 
-    stopping = asyncio.Event()
+    stopping, hurry = asyncio.Event(), asyncio.Event()
+
+    def on_signal() -> None:
+        # A second SIGTERM/SIGINT cuts the grace period short.
+        (hurry if stopping.is_set() else stopping).set()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
+        loop.add_signal_handler(sig, on_signal)
     await stopping.wait()
 
-    log.info("shutting down")
+    grace = config.server.shutdown_grace
+    log.info("shutting down: no new connections; %d requests in flight get up to %g s",
+             tracker.in_flight, grace)
     http.stop()
-    try:
-        await asyncio.wait_for(http.close_all_connections(), config.server.shutdown_grace)
-    except TimeoutError:
-        log.warning("connections still open after %.1f s; closing anyway",
-                    config.server.shutdown_grace)
+    cut_off = await tracker.drain(grace, hurry)
+    if cut_off:
+        log.warning("%d requests still in flight after the grace period; closing them", cut_off)
+    await http.close_all_connections()
     await server_app.stop()
+    if cut_off:
+        # Let what was cut off end by itself (its pools are closed, so it fails at once)
+        # rather than be cancelled mid-call when the event loop closes.
+        await tracker.settle(1.0)
+    log.info("stopped: %d requests accepted since start, %d cut off", tracker.accepted, cut_off)
+    return 0
 
 
 def _load_config(path: str):
@@ -67,12 +91,11 @@ def _serve_command(args) -> int:
     for notice in config.notices:
         log.warning("%s", notice)
     try:
-        asyncio.run(_serve(config))
+        return asyncio.run(_serve(config))
     except OSError as exc:
         print(f"minisession: cannot listen on {config.server.host}:{config.server.port}: "
               f"{exc.strerror}", file=sys.stderr)
         return 1
-    return 0
 
 
 def _check_command(args) -> int:

@@ -36,7 +36,8 @@ def cache_dir() -> Path:
 
 
 def _run(cmd: list[str], cwd: Path, env: dict) -> str:
-    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(cmd, check=False, cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=900)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n"
                            f"{done.stderr[-3000:]}")
@@ -92,17 +93,16 @@ class FerretDB:
 
     def start(self, timeout: float = 30.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.data_dir / "ferretdb.log", "ab")
-        self.process = subprocess.Popen(
-            [str(self.binary), "--handler=sqlite", f"--sqlite-url=file:{self.data_dir}/",
-             f"--listen-addr=127.0.0.1:{self.port}",
-             "--debug-addr=-",          # or it takes port 8088
-             f"--state-dir={self.data_dir}",
-             "--telemetry=disable",     # never reach for the internet
-             "--log-level=error"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )
-        log.close()
+        with open(self.data_dir / "ferretdb.log", "ab") as log:
+            self.process = subprocess.Popen(
+                [str(self.binary), "--handler=sqlite", f"--sqlite-url=file:{self.data_dir}/",
+                 f"--listen-addr=127.0.0.1:{self.port}",
+                 "--debug-addr=-",          # or it takes port 8088
+                 f"--state-dir={self.data_dir}",
+                 "--telemetry=disable",     # never reach for the internet
+                 "--log-level=error"],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -123,6 +123,14 @@ class FerretDB:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
+        self.process = None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or an OOM kill would: no clean shutdown. ``start()`` again
+        serves the same data on the same port."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
         self.process = None
 
     def log_tail(self) -> str:

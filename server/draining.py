@@ -1,0 +1,166 @@
+"""Graceful shutdown: finish the requests already accepted, then close.
+
+A request counts as *accepted* once its headers have been read (on a connection that is still
+open), and as *done* when its answer has been handed to the connection (or its connection
+closed before it could be answered).
+:class:`RequestTracker` sits between Tornado's ``HTTPServer`` and the application and keeps
+that count, so that on SIGTERM the server can:
+
+1. stop listening (the caller's ``http.stop()``): new connections are refused, so a load
+   balancer moves them to another instance at once;
+2. :meth:`RequestTracker.drain`: close the kept-alive connections that wait for a next
+   request, answer every accepted request with ``Connection: close``, and wait until none is
+   left or the grace period has passed;
+3. close the connection pools (the caller's ``Minisession.stop()``).
+
+``HTTPServer.close_all_connections()`` alone would cut accepted requests off mid-answer: it
+closes every stream at once.
+"""
+
+import asyncio
+import weakref
+
+from tornado import httputil
+
+_POLL = 0.01  # seconds between checks while draining
+
+
+class RequestTracker(httputil.HTTPServerConnectionDelegate):
+    """Wraps an application (any ``HTTPServerConnectionDelegate``) and counts its requests."""
+
+    def __init__(self, application: httputil.HTTPServerConnectionDelegate):
+        self.application = application
+        self.in_flight = 0
+        self.accepted = 0       # requests accepted since start
+        self.draining = False
+        # Connections waiting for their next request (idle keep-alive ones): closed at once
+        # when draining starts. Weak, so that a connection closed by its client is forgotten.
+        self._idle = weakref.WeakSet()
+        # Every connection seen, to wait for them to close once their last answer is out.
+        self._connections = weakref.WeakSet()
+
+    def start_request(self, server_conn, request_conn) -> httputil.HTTPMessageDelegate:
+        if self.draining:
+            # A kept-alive connection that finished its last answer while we drained.
+            _close(server_conn)
+        self._idle.add(server_conn)
+        self._connections.add(server_conn)
+        request = _TrackedRequest(self, server_conn, request_conn)
+        request.delegate = self.application.start_request(server_conn, request.connection)
+        return request
+
+    def _accepted(self, request: "_TrackedRequest") -> None:
+        self._idle.discard(request.server_conn)
+        self.in_flight += 1
+        self.accepted += 1
+
+    def _done(self) -> None:
+        self.in_flight -= 1
+
+    async def drain(self, grace: float, hurry: asyncio.Event | None = None) -> int:
+        """Let accepted requests finish, for at most ``grace`` seconds (less if ``hurry`` is set).
+
+        Returns how many requests were still in flight when the time ran out (0 normally).
+        """
+        self.draining = True
+        for server_conn in list(self._idle):
+            _close(server_conn)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while self._busy() and loop.time() < deadline and not (hurry and hurry.is_set()):
+            await asyncio.sleep(_POLL)
+        return self.in_flight
+
+    async def settle(self, timeout: float) -> int:
+        """Wait up to ``timeout`` for requests to end (after their pools were closed under
+        them, those cut off end at once, with an error); how many are still running."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.in_flight > 0 and loop.time() < deadline:
+            await asyncio.sleep(_POLL)
+        return self.in_flight
+
+    def _busy(self) -> bool:
+        # Answers given with Connection: close are flushed before Tornado closes their stream:
+        # wait for that too, so that no answer is cut short by the final close.
+        return self.in_flight > 0 or any(not c.stream.closed() for c in list(self._connections))
+
+
+def _close(server_conn) -> None:
+    # HTTP1ServerConnection.close() is a coroutine that waits for its serving loop to end;
+    # closing the stream is what matters, and the loop then ends by itself.
+    server_conn.stream.close()
+
+
+class _TrackedRequest(httputil.HTTPMessageDelegate):
+    """One request on one connection: the application's message delegate, counted."""
+
+    def __init__(self, tracker: RequestTracker, server_conn, request_conn):
+        self.tracker = tracker
+        self.server_conn = server_conn
+        self.connection = _TrackedConnection(self, request_conn)
+        self.delegate: httputil.HTTPMessageDelegate | None = None
+        self.in_flight = False
+        self.dropped = False
+
+    def headers_received(self, start_line, headers):
+        if self.tracker.draining and self.server_conn.stream.closed():
+            # Read off the socket an instant before drain() closed the connection as idle:
+            # nobody could receive its answer, so it is not accepted, and nothing of it runs.
+            # To its client it is a request the server never read, which is safe to retry.
+            self.dropped = True
+            return None
+        self.in_flight = True
+        self.tracker._accepted(self)
+        return self.delegate.headers_received(start_line, headers)
+
+    def data_received(self, chunk):
+        if not self.dropped:
+            return self.delegate.data_received(chunk)
+        return None
+
+    def finish(self) -> None:
+        # The request has been read; the answer comes later, through connection.finish().
+        if not self.dropped:
+            self.delegate.finish()
+
+    def on_connection_close(self) -> None:
+        if self.dropped:
+            return
+        try:
+            self.delegate.on_connection_close()
+        finally:
+            self.done()
+
+    def done(self) -> None:
+        if self.in_flight:
+            self.in_flight = False
+            self.tracker._done()
+
+
+class _TrackedConnection:
+    """The request's ``HTTPConnection`` as the application sees it: marks the answer's end.
+
+    While draining, answers say ``Connection: close`` and Tornado closes the connection once
+    the answer is written, so that kept-alive clients reconnect to another instance.
+    """
+
+    def __init__(self, request: _TrackedRequest, connection):
+        self._request = request
+        self._connection = connection
+
+    def __getattr__(self, name):
+        return getattr(self._connection, name)
+
+    def write_headers(self, start_line, headers, chunk=None):
+        if self._request.tracker.draining:
+            # Tornado 6.5 (pinned) closes the connection after the answer when this flag is
+            # set, and then adds "Connection: close" to HTTP/1.1 answers itself.
+            self._connection._disconnect_on_finish = True
+        return self._connection.write_headers(start_line, headers, chunk)
+
+    def finish(self) -> None:
+        try:
+            self._connection.finish()
+        finally:
+            self._request.done()

@@ -1,0 +1,243 @@
+"""Real processes for tests and the soak: ``minisession serve`` and ``minisession fake-wechat``.
+
+Each process gets its own written config file, listens on a free loopback port (``port = 0``;
+the port is read back from its log), and logs to a file, never to a pipe: a pipe nobody reads
+fills up under load and stalls the server. Always ``stop()`` them (or use ``with``).
+"""
+
+import base64
+import dataclasses
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from server.config import LoginConfig, StoreConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "process-test-signing-secret-0123456789abcdef"
+WECHAT_APPID = "wx-process-test"
+WECHAT_SECRET = "process-test-wechat-secret-0123456789"
+
+_LISTENING = re.compile(r"listening on http://127\.0\.0\.1:(\d+)")
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 0.05,
+             what: str = "condition"):
+    """Poll ``predicate`` until it returns something truthy; that value, or TimeoutError."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not reached within {timeout} s")
+        time.sleep(interval)
+
+
+def to_toml(data: dict) -> str:
+    """The few TOML forms a config needs: tables of strings, numbers, booleans, lists."""
+
+    def value(item) -> str:
+        if isinstance(item, bool):
+            return "true" if item else "false"
+        if isinstance(item, int | float):
+            return repr(item)
+        if isinstance(item, str):
+            return '"' + item.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if isinstance(item, list | tuple):
+            return "[" + ", ".join(value(i) for i in item) + "]"
+        raise TypeError(f"cannot write {item!r} as TOML")
+
+    lines = []
+    for section, table in data.items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{key} = {value(item)}" for key, item in table.items())
+        lines.append("")
+    return "\n".join(lines)
+
+
+def new_encryption_key() -> str:
+    """A store.encryption_keys entry (base64 of 32 random bytes)."""
+    return base64.b64encode(os.urandom(32)).decode()
+
+
+def _has_key(section_class, key: str) -> bool:
+    return key in {f.name for f in dataclasses.fields(section_class)}
+
+
+def server_config(store_uri: str | None = None, database: str = "minisession_test",
+                  wechat_base: str | None = None, encryption_key: str | None = None,
+                  **sections: dict) -> dict:
+    """A serve config: loopback, port 0, our signing secret; MongoDB store when ``store_uri``,
+    WeChat login through ``wechat_base`` (a fake) or else the dev provider; plus overrides.
+
+    Instances that share a database must share ``encryption_key`` too (it seals what they
+    store); these tests send many logins from one address, so login rate limits are off.
+    """
+    config = {
+        "server": {"host": "127.0.0.1", "port": 0},
+        "session": {"secrets": [SECRET]},
+        "store": {"backend": "memory"},
+        "login": {"provider": "dev"},
+        "log": {"level": "info"},
+    }
+    if store_uri:
+        config["store"] = {"backend": "mongodb", "mongodb_uri": store_uri, "database": database}
+        if _has_key(StoreConfig, "encryption_keys"):
+            config["store"]["encryption_keys"] = [encryption_key or new_encryption_key()]
+    if wechat_base:
+        config["login"] = {"provider": "wechat"}
+        config["wechat"] = {"appid": WECHAT_APPID, "secret": WECHAT_SECRET,
+                            "api_base": wechat_base, "timeout": 5.0}
+    for key in ("rate_per_address", "rate_overall"):
+        if _has_key(LoginConfig, key):
+            config["login"][key] = 0
+    for name, values in sections.items():
+        config.setdefault(name, {}).update(values)
+    return config
+
+
+def _child_env() -> dict:
+    # Settings come from the written file only, whatever MINISESSION_* the caller has set.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MINISESSION_")}
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+class _Process:
+    """A child process that logs to ``<workdir>/<name>.log`` and prints its port there."""
+
+    def __init__(self, workdir: Path, name: str):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.log_path = self.workdir / f"{name}.log"
+        self.process: subprocess.Popen | None = None
+        self.port: int | None = None
+
+    def _spawn(self, args: list[str], timeout: float) -> None:
+        with open(self.log_path, "ab") as log:
+            self._log_start = log.tell()
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "server.cli", *args], cwd=ROOT, env=_child_env(),
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            self.port = int(wait_for(self._port_from_log, timeout, what=f"{self.name} listening"))
+        except TimeoutError:
+            self.kill()
+            raise RuntimeError(f"{self.name} did not start:\n{self.log()[-3000:]}") from None
+
+    def _port_from_log(self):
+        match = _LISTENING.search(self.log()[self._log_start:])
+        if match:
+            return match.group(1)
+        if self.process.poll() is not None:
+            raise RuntimeError(f"{self.name} exited with {self.process.returncode} at start:\n"
+                               f"{self.log()[-3000:]}")
+        return None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def signal(self, sig: int = signal.SIGTERM) -> None:
+        self.process.send_signal(sig)
+
+    def wait(self, timeout: float) -> int:
+        return self.process.wait(timeout)
+
+    def stop(self, timeout: float = 15) -> int | None:
+        """SIGTERM, then SIGKILL if it has not exited within ``timeout``; the exit status."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        return self.process.returncode
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(5)
+
+    def open_fds(self) -> int:
+        """How many file descriptors the process has open (sockets included)."""
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
+
+    def rss_kib(self) -> int:
+        with open(f"/proc/{self.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise RuntimeError("no VmRSS in /proc status")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class ServerProcess(_Process):
+    """``minisession serve`` with ``config`` (a dict, see :func:`server_config`)."""
+
+    def __init__(self, config: dict, workdir: Path, name: str = "minisession"):
+        super().__init__(workdir, name)
+        self.config = config
+        self.config_path = self.workdir / f"{name}.toml"
+
+    def start(self, timeout: float = 20) -> "ServerProcess":
+        self.config_path.write_text(to_toml(self.config))
+        self._spawn(["serve", "--config", str(self.config_path)], timeout)
+        return self
+
+    def ready(self) -> bool:
+        try:
+            return httpx.get(self.url + "/readyz", timeout=5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def wait_ready(self, timeout: float = 15) -> "ServerProcess":
+        wait_for(self.ready, timeout, interval=0.1, what=f"{self.name} ready")
+        return self
+
+
+class FakeWeChatProcess(_Process):
+    """``minisession fake-wechat`` accepting our test appid and secret."""
+
+    def __init__(self, workdir: Path, name: str = "fake-wechat"):
+        super().__init__(workdir, name)
+
+    def start(self, port: int = 0, timeout: float = 20) -> "FakeWeChatProcess":
+        """Start it (again: pass the old ``port`` to come back where clients expect it)."""
+        self._spawn(["fake-wechat", "--port", str(port), "--appid", WECHAT_APPID,
+                     "--secret", WECHAT_SECRET], timeout)
+        return self
+
+    def calls(self) -> int:
+        """How many code2Session calls it has answered or started answering."""
+        return httpx.get(self.url + "/fake/stats", timeout=5).json()["jscode2session_calls"]
