@@ -21,12 +21,12 @@ from handlers.session import (
     SessionDataHandler,
     SessionHandler,
 )
+from server.client_address import parse_networks
 from server.clock import SystemClock
 from server.config import Config
 from server.errors import StoreUnavailable
 from server.ids import SessionIdSigner
 from server.login.base import LoginProvider
-from server.client_address import parse_networks
 from server.ratelimit import LoginRateLimits
 from server.sealing import Sealer
 from server.sessions import SessionPolicy, SessionService

@@ -73,7 +73,7 @@ def run_workers(count: int, serve_one: Callable[[], int]) -> int:
             continue
         code = os.waitstatus_to_exitcode(wait_status)
         if stopping:
-            status = status or (code if code > 0 else 0)
+            status = status or max(0, code)
             continue
         now = time.monotonic()
         restarts[:] = [t for t in restarts if now - t < 60] + [now]

@@ -31,7 +31,7 @@ class _Capture(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             text = record.getMessage()
-        except Exception:  # a bad format string: keep its parts
+        except (TypeError, ValueError):  # a bad format string: keep its parts
             text = f"{record.msg!r} {record.args!r}"
         if record.exc_info:
             text += "\n" + logging.Formatter().formatException(record.exc_info)

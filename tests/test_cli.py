@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def run_cli(*args, env=None, timeout=20):
     return subprocess.run([sys.executable, "-m", "server.cli", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def test_bad_config_refuses_to_start_naming_the_key(tmp_path):

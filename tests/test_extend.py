@@ -1,5 +1,7 @@
 """A business handler of the app's own, built on SessionRequestHandler, as README shows it."""
 
+from typing import ClassVar
+
 import pytest
 import tornado.web
 
@@ -13,7 +15,7 @@ ADMIN_KEY = "admin-api-key-0123456789abcdefghijklmnop"
 class OrdersHandler(SessionRequestHandler):
     """The README's example: the caller's orders, by the app's user id once bound."""
 
-    ORDERS = {"acct-1": [{"id": 1, "total": 990}]}
+    ORDERS: ClassVar = {"acct-1": [{"id": 1, "total": 990}]}
 
     @tornado.web.authenticated
     async def get(self):

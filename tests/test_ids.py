@@ -75,7 +75,7 @@ def test_raw_id_carries_at_least_128_random_bits(signer):
 
 def test_tokens_use_only_cookie_safe_characters(signer):
     for _ in range(200):
-        raw, token = signer.new_token()
+        _, token = signer.new_token()
         assert COOKIE_SAFE.fullmatch(token), token
         assert len(token) == 55
         assert token.count(".") == 1
@@ -105,7 +105,7 @@ def test_rotation_signs_with_the_new_secret():
 
 
 def test_retiring_a_leaked_secret_rejects_its_tokens():
-    raw, old_token = SessionIdSigner([OLD]).new_token()
+    _, old_token = SessionIdSigner([OLD]).new_token()
     assert SessionIdSigner([NEW]).verify(old_token) is None
 
 
@@ -119,7 +119,7 @@ def test_forged_tokens_are_rejected(signer):
 
 
 def test_a_token_signed_with_another_secret_is_rejected(signer):
-    raw, foreign = SessionIdSigner([OTHER]).new_token()
+    _, foreign = SessionIdSigner([OTHER]).new_token()
     assert signer.verify(foreign) is None
 
 

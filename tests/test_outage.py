@@ -22,10 +22,10 @@ STORE_TIMEOUT = 1.0
 MARGIN = 1.5
 # Service must be back this soon after MongoDB is.
 RESUME_WITHIN = 5.0
-# Known limitation (server/stores/mongodb.py, FerretDB only): a write in flight when the
-# database dies leaves its lock document behind, and writes to that one session answer 503
-# until the lock is old enough to be broken (_STALE_LOCK, 10 s).
-ORPHANED_LOCK_EXPIRY = 10.0
+# FerretDB only: a write in flight when the database dies leaves its lock document behind.
+# The process that held it remembers it and releases it on its first write once the
+# database is back, so no extra wait is allowed for it.
+ORPHANED_LOCK_EXPIRY = 0.0
 ACTIVE, IDLE = 6, 2  # sessions used through the outage, sessions left alone
 
 

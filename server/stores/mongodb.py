@@ -45,15 +45,19 @@ from pymongo.errors import (
 )
 
 from server.errors import StoreUnavailable
-from server.stores.base import Binding, LoginOutcome, SessionRecord, SessionStore, UserLogin
+from server.stores.base import (
+    Binding,
+    LoginOutcome,
+    SessionRecord,
+    SessionStore,
+    UserLogin,
+)
 
 log = logging.getLogger("minisession.store")
 
 _NOT_IMPLEMENTED = 238  # MongoDB's error code for NotImplemented, as FerretDB answers TTL indexes
 _CLAIM_ATTEMPTS = 5
 _SYNC_ATTEMPTS = 5
-# A lock is held for one or two round trips; one this old belongs to a process that died.
-_STALE_LOCK = timedelta(seconds=10)
 
 
 def _dt(seconds: float) -> datetime:
@@ -90,6 +94,12 @@ class MongoStore(SessionStore):
         self._uri = uri
         self._database_name = database
         self._timeout_ms = max(1, int(timeout * 1000))
+        # A lock is held for a few round trips, each bounded by the timeout: one older than
+        # this belongs to a process that died holding it, and may be broken.
+        self._stale_lock = timedelta(seconds=max(2.0, 4 * timeout))
+        # Locks this process may still hold because their release (or their acquisition's
+        # answer) was lost with the connection: released as soon as the store answers again.
+        self._unreleased: set[tuple[str, str]] = set()
         self._client = None
         self.needs_purge = False
         self.indexes_ready = False
@@ -160,6 +170,8 @@ class MongoStore(SessionStore):
         if self.atomic_updates:
             yield
             return
+        if self._unreleased:
+            await self._release_unreleased()
         owner = uuid.uuid4().hex
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timeout_ms / 1000
@@ -171,20 +183,31 @@ class MongoStore(SessionStore):
                 break
             except DuplicateKeyError:
                 held = await self._locks.find_one({"_id": key})
-                if held is not None and held["at"] < datetime.now(UTC) - _STALE_LOCK:
+                if held is not None and held["at"] < datetime.now(UTC) - self._stale_lock:
                     await self._locks.delete_one({"_id": key, "owner": held["owner"]})
                     continue
                 if loop.time() > deadline:
                     raise StoreUnavailable("the session is busy, try again") from None
                 await asyncio.sleep(pause * (0.5 + random.random()))
                 pause = min(pause * 2, 0.05)
+            except PyMongoError:
+                # The insert may have been applied before its answer was lost.
+                self._unreleased.add((key, owner))
+                raise
         try:
             yield
         finally:
             try:
                 await self._locks.delete_one({"_id": key, "owner": owner})
             except PyMongoError:
-                log.warning("could not release a write lock; it expires by itself")
+                self._unreleased.add((key, owner))
+                log.warning("could not release a write lock; releasing it when the store is back")
+
+    async def _release_unreleased(self) -> None:
+        for key, owner in list(self._unreleased):
+            # Only ever our own lock: the owner is part of the filter.
+            await self._locks.delete_one({"_id": key, "owner": owner})
+            self._unreleased.discard((key, owner))
 
     @staticmethod
     def _record(doc: dict) -> SessionRecord:
