@@ -3,6 +3,7 @@
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 
@@ -19,7 +20,8 @@ def _setup_logging(level: str) -> None:
     )
 
 
-async def _serve(config) -> int:
+async def _serve(config, sockets) -> int:
+    """Serve on ``sockets`` (bound already) until SIGTERM/SIGINT, then drain; exit status."""
     from server.app import Minisession
     from server.draining import RequestTracker
     from server.http_options import http_server_options
@@ -34,15 +36,10 @@ async def _serve(config) -> int:
         return 1
     tracker = RequestTracker(server_app.application)
     http = HTTPServer(tracker, **http_server_options(config))
-    try:
-        sockets = bind_sockets(config.server.port, address=config.server.host)
-    except OSError:
-        await server_app.stop()  # close the pools it opened before telling why it cannot run
-        raise
     http.add_sockets(sockets)
     port = sockets[0].getsockname()[1]
-    log.info("minisession listening on http://%s:%d (store: %s, login: %s)",
-             config.server.host, port, config.store.backend, config.login.provider)
+    log.info("minisession listening on http://%s:%d (store: %s, login: %s, pid %d)",
+             config.server.host, port, config.store.backend, config.login.provider, os.getpid())
 
     stopping, hurry = asyncio.Event(), asyncio.Event()
 
@@ -53,6 +50,8 @@ async def _serve(config) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
+    # A pre-forked worker starts with these blocked (server/workers.py): deliver them now.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
     await stopping.wait()
 
     grace = config.server.shutdown_grace
@@ -90,12 +89,18 @@ def _serve_command(args) -> int:
     _setup_logging(config.log.level)
     for notice in config.notices:
         log.warning("%s", notice)
+    # Bound before anything else (and before forking workers, who then share the socket).
     try:
-        return asyncio.run(_serve(config))
+        sockets = bind_sockets(config.server.port, address=config.server.host)
     except OSError as exc:
         print(f"minisession: cannot listen on {config.server.host}:{config.server.port}: "
               f"{exc.strerror}", file=sys.stderr)
         return 1
+    if config.server.workers == 1:
+        return asyncio.run(_serve(config, sockets))
+    from server.workers import run_workers
+
+    return run_workers(config.server.workers, lambda: asyncio.run(_serve(config, sockets)))
 
 
 def _check_command(args) -> int:

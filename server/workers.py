@@ -22,6 +22,7 @@ log = logging.getLogger("minisession")
 #: A worker that keeps dying is not restarted for ever: past this many restarts in a minute,
 #: the parent stops everything and exits with an error.
 MAX_RESTARTS_PER_MINUTE = 5
+_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
 def run_workers(count: int, serve_one: Callable[[], int]) -> int:
@@ -32,10 +33,13 @@ def run_workers(count: int, serve_one: Callable[[], int]) -> int:
     restarts: list[float] = []
 
     def spawn(number: int) -> None:
+        # A stop signal must not kill a worker before it can drain: it stays blocked (pending)
+        # from the fork until the worker's own handlers are in place (server.cli unblocks it).
+        signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
         pid = os.fork()
         if pid == 0:  # the worker
             os.setpgid(0, 0)
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in _STOP_SIGNALS:
                 signal.signal(sig, signal.SIG_DFL)
             code = 1
             try:
@@ -46,6 +50,7 @@ def run_workers(count: int, serve_one: Callable[[], int]) -> int:
                 logging.shutdown()
                 os._exit(code)
         workers[pid] = number
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
 
     def stop_all(sig: int, _frame=None) -> None:
         nonlocal stopping
@@ -73,7 +78,8 @@ def run_workers(count: int, serve_one: Callable[[], int]) -> int:
             continue
         code = os.waitstatus_to_exitcode(wait_status)
         if stopping:
-            status = status or max(0, code)
+            if code != 0:  # killed by a signal (negative) counts as a failure too
+                status = status or (code if code > 0 else 1)
             continue
         now = time.monotonic()
         restarts[:] = [t for t in restarts if now - t < 60] + [now]
