@@ -26,6 +26,10 @@ WECHAT_APPID = "wx-process-test"
 WECHAT_SECRET = "process-test-wechat-secret-0123456789"
 
 _LISTENING = re.compile(r"listening on http://127\.0\.0\.1:(\d+)")
+# What must never be in a process's log, whatever the test did: a session token (raw.mac), or
+# a WeChat session_key (16 bytes in base64).
+_SECRET_SHAPES = re.compile(r"[A-Za-z0-9_-]{32}\.[A-Za-z0-9_-]{22}"
+                            r"|(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{22}==")
 
 
 def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 0.05,
@@ -177,7 +181,21 @@ class _Process:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
+        self.assert_no_secrets_logged()
         return self.process.returncode
+
+    def secrets(self) -> set[str]:
+        """The configured secrets this process must never log."""
+        return {WECHAT_SECRET}
+
+    def assert_no_secrets_logged(self) -> None:
+        """The log guard of tests/log_guard.py, for a process of its own."""
+        text = self.log()
+        shapes = _SECRET_SHAPES.findall(text)
+        known = [secret for secret in self.secrets() if secret in text]
+        assert not shapes and not known, (
+            f"{self.name} logged {len(shapes) + len(known)} secret(s), e.g. "
+            f"{(shapes + known)[0][:6]}… in {self.log_path}")
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -209,6 +227,13 @@ class ServerProcess(_Process):
         super().__init__(workdir, name)
         self.config = config
         self.config_path = self.workdir / f"{name}.toml"
+
+    def secrets(self) -> set[str]:
+        config = self.config
+        return {*config.get("session", {}).get("secrets", ()),
+                *config.get("store", {}).get("encryption_keys", ()),
+                *(v for v in (config.get("wechat", {}).get("secret"),) if v),
+                *config.get("admin", {}).get("api_keys", ())}
 
     def start(self, timeout: float = 20) -> "ServerProcess":
         self.config_path.write_text(to_toml(self.config))
