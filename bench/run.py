@@ -1,0 +1,507 @@
+"""minisession's benchmark: start everything on loopback, load it with wrk, print a table.
+
+    python -m bench.run                       # every scenario, 10 s each (about 15 minutes)
+    python -m bench.run --duration 2 --scenarios baseline,memory --json out.json
+
+It starts what it needs itself, on 127.0.0.1 and free ports, in a temporary directory, and
+stops it all at the end: FerretDB (tests/ferretdb.py), the fake WeChat, one ``minisession
+serve`` per scenario, the bare Tornado baseline, and the express-session peer (its packages
+come from npm, into bench/peer/node_modules). wrk is installed from Debian's packages when
+missing. Every wrk run is bounded by ``--duration`` seconds and by a count of answers.
+
+The machine is shared and noisy, so scenarios compared with each other are measured side by
+side: their servers run together and each round measures every one of them in turn
+(``--rounds``, default 3); a row is the round with the median rate.
+
+Scenarios (``--scenarios``, comma-separated, in this order):
+
+- ``roundtrips``: MongoDB commands per request, inside and outside ``touch_after``;
+- ``baseline``, ``memory``, ``mongodb``, ``peer``, side by side: (1) a bare Tornado JSON
+  handler, same process set-up; (2) ``GET /session`` with a valid id, memory store; (3) the
+  same on the MongoDB store (FerretDB); (6) the same request to express-session +
+  connect-mongo on the same FerretDB;
+- ``login``: (4) ``POST /login`` through the fake WeChat, a fresh code and user each time;
+- ``workers``: scenario 3 with ``[server] workers = 1`` and ``= 2``, side by side (skipped,
+  with the reason, when the config refuses the key);
+- ``size``: (5) scenario 3 with ``--sizes`` sessions preloaded (default 1,000 and 1,000,000);
+- ``rss``: the server's RSS after the first ``--rss-first`` requests and after
+  ``--rss-requests`` (default 10,000 and 1,000,000).
+
+``--profile`` adds runs of scenarios 2 and 3 under py-spy and prints where the time goes.
+Exit status 0 when every scenario ran and no request got an error; the targets are reported,
+not enforced.
+"""
+
+import argparse
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import peer, profile, report, sessions
+from bench.config import (
+    WECHAT_APPID,
+    WECHAT_SECRET,
+    check_config,
+    server_config,
+    write_config,
+)
+from bench.procs import Service, free_port, python_module
+from bench.report import Row
+from bench.wrk import WrkResult, ensure_wrk, run_wrk
+from tests.ferretdb import FerretDB, ensure_binary
+
+SCENARIOS = ["roundtrips", "baseline", "memory", "mongodb", "peer", "login", "workers", "size",
+             "rss"]
+#: Answers per second no run here can reach: the cap that makes a time-bound run count-bound
+#: too, without ever cutting it short.
+SAFETY_RATE = 200_000
+#: The databases a run writes to (``bench_<scenario>``); dropped on a ``--mongodb-uri`` server.
+BENCH_DATABASES = "bench_"
+
+
+@dataclass
+class Target:
+    """What one row measures: a server, the URL and the wrk script that loads it."""
+
+    key: str
+    label: str
+    service: Service
+    url: str
+    script: str
+    env: dict = field(default_factory=dict)
+
+
+class Bench:
+    """One benchmark run: its options, shared services, and what it measured."""
+
+    def __init__(self, args: argparse.Namespace, workdir: Path):
+        self.args = args
+        self.workdir = workdir
+        self.rows: list[Row] = []
+        self.facts: dict = {}
+        self.failures: list[str] = []
+        self.profiles: dict[str, dict] = {}
+        self._services: list[Service] = []
+        self._ferretdb: FerretDB | None = None
+        self._fake: Service | None = None
+        self._external_cleared = False
+
+    @property
+    def store(self) -> str:
+        """What serves the MongoDB scenarios, for the labels."""
+        return "MongoDB server" if self.args.mongodb_uri else "FerretDB"
+
+    # -- processes -------------------------------------------------------------------------
+
+    def mongodb_uri(self) -> str:
+        if self.args.mongodb_uri:
+            if not self._external_cleared:
+                # A store preloaded by an earlier, interrupted run would skew the sizes.
+                sessions.drop_databases(self.args.mongodb_uri, BENCH_DATABASES)
+                self._external_cleared = True
+            return self.args.mongodb_uri
+        if self._ferretdb is None:
+            self._ferretdb = FerretDB(ensure_binary(), self.workdir / "ferretdb")
+            self._ferretdb.start()
+        return self._ferretdb.uri
+
+    def wechat_url(self) -> str:
+        if self._fake is None:
+            port = free_port()
+            self._fake = self.service("fake-wechat", python_module(
+                "server.cli", "fake-wechat", "--port", str(port), "--appid", WECHAT_APPID,
+                "--secret", WECHAT_SECRET),
+                port, health="/fake/stats")
+        return self._fake.url
+
+    def service(self, name: str, command: list[str], port: int,
+                health: str = "/healthz") -> Service:
+        service = Service(name, command, port, self.workdir, health=health)
+        self._services.append(service)
+        return service.start()
+
+    def minisession(self, name: str, mongodb: bool, database: str | None = None,
+                    **server: object) -> Service:
+        port = free_port()
+        config = server_config(port, self.wechat_url(),
+                               mongodb_uri=self.mongodb_uri() if mongodb else None,
+                               database=database or f"bench_{name}",
+                               log_level=self.args.log_level, **server)
+        path = write_config(config, self.workdir / f"{name}.toml")
+        return self.service(name, python_module("server.cli", "serve", "--config", str(path)),
+                            port)
+
+    def close(self) -> None:
+        for service in reversed(self._services):
+            service.stop()
+        if self._ferretdb is not None:
+            self._ferretdb.stop()  # its data goes with the work directory
+        if self._external_cleared:
+            sessions.drop_databases(self.args.mongodb_uri, BENCH_DATABASES)
+
+    # -- measuring -------------------------------------------------------------------------
+
+    def load(self, url: str, script: str, env: dict | None = None, duration: float | None = None,
+             max_requests: int | None = None) -> WrkResult:
+        duration = self.args.duration if duration is None else duration
+        return run_wrk(url, script, duration=duration, connections=self.args.connections,
+                       threads=self.args.threads,
+                       max_requests=max_requests or int(SAFETY_RATE * max(duration, 1)),
+                       env=env, workdir=self.workdir)
+
+    def side_by_side(self, targets: list[Target]) -> None:
+        """Measure the targets in turn, ``--rounds`` times; a row each, its median round.
+
+        The first round warms each target up first (pools fill; nothing is recorded).
+        """
+        runs: dict[str, list[tuple[WrkResult, float]]] = {t.key: [] for t in targets}
+        for round_number in range(self.args.rounds):
+            for target in targets:
+                if round_number == 0 and self.args.warmup > 0:
+                    self.load(target.url, target.script, target.env, duration=self.args.warmup)
+                load_avg = os.getloadavg()[0]
+                cpu_before = target.service.cpu_seconds()
+                result = self.load(target.url, target.script, target.env)
+                if result.requests:
+                    result.cpu_ms = 1000 * (target.service.cpu_seconds() - cpu_before) \
+                        / result.requests
+                runs[target.key].append((result, load_avg))
+                print(f"  {target.label}: {result.rate:,.0f} req/s, p50 {result.p50_ms:.1f} ms, "
+                      f"p99 {result.p99_ms:.1f} ms, errors {result.error_count}, server CPU "
+                      f"{result.cpu_ms:.3f} ms/request (load {load_avg:.2f})", flush=True)
+                if result.error_count:
+                    self.failures.append(
+                        f"{target.label}: {result.error_count} errors {result.errors}, "
+                        f"answers by status {result.statuses}")
+        for target in targets:
+            ordered = sorted(runs[target.key], key=lambda run: run[0].rate)
+            result, load_avg = ordered[len(ordered) // 2]
+            self.rows.append(Row(target.key, target.label, result, round(load_avg, 2),
+                                 rounds=[round(r.rate) for r, _ in runs[target.key]]))
+
+    def cookie_file(self, name: str, cookies: list[str]) -> dict:
+        return {"BENCH_COOKIES": str(sessions.write_cookies(cookies,
+                                                           self.workdir / f"{name}.cookies"))}
+
+    def profiled(self, target: Target) -> None:
+        """An extra run with py-spy sampling the server (not in the table: sampling costs)."""
+        key, seconds = target.key, self.args.profile_seconds
+        raw = self.workdir / f"profile-{key}.txt"
+        sampler = profile.start(target.service.pids()[-1], seconds, raw)
+        result = self.load(target.url, target.script, target.env, duration=seconds)
+        _, problems = sampler.communicate(timeout=seconds + 60)
+        if sampler.returncode != 0 or not raw.exists():
+            self.failures.append(f"py-spy on {key} failed: {problems[-500:]}")
+            return
+        summary = profile.summarize(raw)
+        summary["rate_while_sampled"] = round(result.rate, 1)
+        self.profiles[key] = summary
+        print(profile.format_summary(f"profile of {key} ({result.rate:,.0f} req/s while "
+                                     f"sampled)", summary), flush=True)
+
+
+# -- scenarios ------------------------------------------------------------------------------
+
+def scenario_roundtrips(bench: Bench) -> None:
+    database = f"bench_roundtrips_{uuid.uuid4().hex[:8]}"
+    done = subprocess.run(python_module("bench.roundtrips", bench.mongodb_uri(), database),
+                          capture_output=True, text=True, timeout=120, check=False,
+                          cwd=Path(__file__).resolve().parent.parent)
+    if done.returncode != 0:
+        raise RuntimeError(f"bench.roundtrips failed:\n{done.stderr[-3000:]}")
+    trips = json.loads(done.stdout.strip().splitlines()[-1])
+    bench.facts["roundtrips"] = trips
+    for step, counted in trips["steps"].items():
+        commands = ", ".join(f"{n} x {c}" for c, n in counted["commands"].items())
+        print(f"  {step}: {counted['reads']} read(s), {counted['writes']} write(s) "
+              f"[{commands}]", flush=True)
+
+
+def prepare_baseline(bench: Bench) -> Target:
+    port = free_port()
+    service = bench.service("baseline", python_module(
+        "bench.baseline", "--port", str(port), "--log-level", bench.args.log_level), port)
+    return Target("baseline", "1. bare Tornado JSON handler (ceiling)", service,
+                  service.url + "/session", "get.lua")
+
+
+def _session_target(bench: Bench, key: str, label: str, mongodb: bool,
+                    database: str | None = None, **server: object) -> Target:
+    service = bench.minisession(key, mongodb=mongodb, database=database, **server)
+    cookies = sessions.login_minisession(service.url, bench.args.sessions)
+    sessions.check_cookies(service.url, cookies)
+    return Target(key, label, service, service.url + "/session", "session.lua",
+                  bench.cookie_file(key, cookies))
+
+
+def prepare_memory(bench: Bench) -> Target:
+    return _session_target(bench, "memory", "2. GET /session, memory store", mongodb=False)
+
+
+def prepare_mongodb(bench: Bench) -> Target:
+    return _session_target(bench, "mongodb", f"3. GET /session, MongoDB store ({bench.store})",
+                           mongodb=True)
+
+
+def prepare_peer(bench: Bench) -> Target:
+    node = peer.ensure_installed()
+    bench.facts["peer_packages"] = peer.versions()
+    port = free_port()
+    service = bench.service("peer", peer.command(node, port, bench.mongodb_uri(), "bench_peer"),
+                            port)
+    cookies = sessions.login_peer(service.url, bench.args.sessions)
+    sessions.check_cookies(service.url, cookies)
+    return Target("peer", f"6. GET /session, express-session + connect-mongo (same {bench.store})",
+                  service, service.url + "/session", "session.lua",
+                  bench.cookie_file("peer", cookies))
+
+
+SIDE_BY_SIDE = {"baseline": prepare_baseline, "memory": prepare_memory,
+                "mongodb": prepare_mongodb, "peer": prepare_peer}
+
+
+def run_side_by_side(bench: Bench, names: list[str]) -> None:
+    targets = []
+    for name in names:
+        print(f"[{name}] starting", flush=True)
+        try:
+            targets.append(SIDE_BY_SIDE[name](bench))
+        except Exception as exc:  # noqa: BLE001  (the others still run)
+            bench.failures.append(f"{name}: {type(exc).__name__}: {exc}")
+            print(f"  FAILED: {type(exc).__name__}: {exc}", flush=True)
+    if not targets:
+        return
+    print(f"[{', '.join(t.key for t in targets)}] side by side, {bench.args.rounds} round(s)",
+          flush=True)
+    bench.side_by_side(targets)
+    if bench.args.profile:
+        for target in targets:
+            if target.key in ("memory", "mongodb"):
+                bench.profiled(target)
+    for target in targets:
+        target.service.stop()
+
+
+def scenario_login(bench: Bench) -> None:
+    service = bench.minisession("login", mongodb=True)
+    target = Target("login", "4. POST /login, fake WeChat, MongoDB store", service,
+                    service.url + "/login", "login.lua", {"BENCH_RUN": uuid.uuid4().hex[:6]})
+    bench.side_by_side([target])
+    service.stop()
+
+
+def scenario_workers(bench: Bench) -> None:
+    probe = server_config(free_port(), "http://127.0.0.1:9", mongodb_uri="mongodb://127.0.0.1/",
+                          workers=2)
+    accepted, said = check_config(write_config(probe, bench.workdir / "workers-probe.toml"))
+    if not accepted:
+        reason = "this minisession refuses [server] workers: " + said.splitlines()[-1]
+        bench.facts["workers_skipped"] = reason
+        print(f"  skipped: {reason}", flush=True)
+        return
+    targets = [_session_target(bench, f"workers-{n}", f"3. with workers = {n}", mongodb=True,
+                               database="bench_workers", workers=n) for n in (1, 2)]
+    for target in targets:
+        bench.facts[f"{target.key}_processes"] = len(target.service.pids())
+    bench.side_by_side(targets)
+    for target in targets:
+        target.service.stop()
+
+
+def scenario_size(bench: Bench) -> None:
+    database = "bench_size"
+    service = bench.minisession("size", mongodb=True, database=database)
+    uri, loaded, preloads = bench.mongodb_uri(), 0, []
+    for size in sorted(bench.args.sizes):
+        cookies, seconds = sessions.preload(uri, database, size - loaded, bench.args.sample)
+        preloads.append({"size": size, "added": size - loaded, "seconds": round(seconds, 1)})
+        print(f"  preloaded {size - loaded:,} sessions in {seconds:.1f} s "
+              f"({(size - loaded) / max(seconds, 1e-3):,.0f}/s), {size:,} in all", flush=True)
+        if not loaded:
+            # The harness's own check, at the smallest size: these ids must open sessions.
+            sessions.check_cookies(service.url, cookies)
+        loaded = size
+        bench.side_by_side([Target(
+            f"size-{size}", f"5. GET /session, MongoDB store, {size:,} sessions", service,
+            service.url + "/session", "session.lua", bench.cookie_file(f"size-{size}", cookies))])
+        costs = sessions.store_costs(uri, database, cookies[0])
+        preloads[-1]["store_ms"] = costs
+        print(f"  at {size:,} sessions, one MongoDB command takes: "
+              + ", ".join(f"{name} {ms:,.1f} ms" for name, ms in costs.items()), flush=True)
+    bench.facts["preload"] = preloads
+    service.stop()
+
+
+def scenario_rss(bench: Bench) -> None:
+    args = bench.args
+    service = bench.minisession("rss", mongodb=args.rss_backend == "mongodb")
+    cookies = sessions.login_minisession(service.url, args.sessions)
+    env = bench.cookie_file("rss", cookies)
+    url, done, rate, samples = service.url + "/session", 0, 0.0, []
+    deadline = time.monotonic() + args.rss_timeout
+    for target in (args.rss_first, args.rss_requests):
+        while done < target:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"RSS run: {done:,} requests after {args.rss_timeout} s")
+            remaining = target - done
+            # Size each wrk run to end near its cap: wrk waits out -d even once capped.
+            seconds = min(30.0, max(1.0, remaining / rate * 1.1)) if rate else 2.0
+            result = bench.load(url, "session.lua", env, duration=seconds,
+                                max_requests=remaining)
+            if result.error_count:
+                bench.failures.append(f"RSS run: {result.error_count} errors {result.errors}")
+            done += result.requests
+            rate = max(rate, result.rate)
+            samples.append((done, service.rss_kib()))
+        print(f"  RSS after {done:,} requests: {samples[-1][1]:,} KiB", flush=True)
+    first = next(s for s in samples if s[0] >= args.rss_first)
+    bench.facts["rss"] = {"backend": args.rss_backend, "first_requests": first[0],
+                          "first_kib": first[1], "last_requests": samples[-1][0],
+                          "last_kib": samples[-1][1], "samples": samples}
+    service.stop()
+
+
+RUNNERS = {name: globals()[f"scenario_{name}"] for name in SCENARIOS
+           if name not in SIDE_BY_SIDE}
+
+
+# -- the command ------------------------------------------------------------------------------
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run",
+                                     description="minisession's benchmark (see bench/run.py).")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS),
+                        help=f"comma-separated, from: {', '.join(SCENARIOS)} (default: all)")
+    parser.add_argument("--duration", type=float, default=10.0,
+                        help="seconds of each measured run (default 10)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of side-by-side runs; a row is the median (default 3)")
+    parser.add_argument("--warmup", type=float, default=2.0,
+                        help="seconds of load before each measured run, not recorded (default 2)")
+    parser.add_argument("--connections", type=int, default=32,
+                        help="concurrent connections (default 32)")
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads (default 1)")
+    parser.add_argument("--sessions", type=int, default=100,
+                        help="sessions logged in and read in turn (default 100)")
+    parser.add_argument("--sizes", default="1000,1000000",
+                        help="store sizes for the size scenario (default 1000,1000000)")
+    parser.add_argument("--sample", type=int, default=10_000,
+                        help="preloaded sessions read in the size scenario (default 10000)")
+    parser.add_argument("--rss-first", type=int, default=10_000)
+    parser.add_argument("--rss-requests", type=int, default=1_000_000)
+    parser.add_argument("--rss-backend", choices=["memory", "mongodb"], default="memory")
+    parser.add_argument("--rss-timeout", type=float, default=1800,
+                        help="seconds the RSS run may take at most (default 1800)")
+    parser.add_argument("--log-level", default="info",
+                        help="log.level of the servers (default info, the config default)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile scenarios 2 and 3 with py-spy")
+    parser.add_argument("--profile-seconds", type=float, default=15.0)
+    parser.add_argument("--mongodb-uri",
+                        help="a MongoDB server on this machine to use instead of starting "
+                             "FerretDB (its databases named bench_* are written to, and "
+                             "dropped before and after the run)")
+    parser.add_argument("--json", type=Path, help="also write every figure to this file")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the work directory (configs, logs, profiles)")
+    args = parser.parse_args(argv)
+    args.scenarios = [name.strip() for name in args.scenarios.split(",") if name.strip()]
+    unknown = sorted(set(args.scenarios) - set(SCENARIOS))
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(unknown)}; choose from "
+                     f"{', '.join(SCENARIOS)}")
+    args.sizes = [int(size.replace("_", "")) for size in args.sizes.split(",") if size]
+    if args.mongodb_uri and not _on_loopback(args.mongodb_uri):
+        parser.error("--mongodb-uri must name a server on this machine (127.0.0.1, ::1, "
+                     "localhost): benchmark load goes to loopback only")
+    return args
+
+
+def _on_loopback(uri: str) -> bool:
+    hosts = uri.split("://", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1]
+    for host in hosts.split(","):
+        # "[::1]:27017" or "127.0.0.1:27017" or "localhost"
+        name = host[1:].split("]", 1)[0] if host.startswith("[") else host.split(":", 1)[0]
+        if name != "localhost":
+            try:
+                if not ipaddress.ip_address(name).is_loopback:
+                    return False
+            except ValueError:
+                return False
+    return True
+
+
+def _interrupted(signum, frame) -> None:
+    raise KeyboardInterrupt  # so that SIGTERM, too, stops every process this run started
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupted)
+    ensure_wrk()
+    workdir = Path(tempfile.mkdtemp(prefix="minisession-bench-"))
+    bench = Bench(args, workdir)
+    started = time.monotonic()
+    print(f"minisession benchmark: {', '.join(args.scenarios)}; {args.duration:g} s runs, "
+          f"{args.connections} connections; work directory {workdir}", flush=True)
+    try:
+        group = [name for name in SIDE_BY_SIDE if name in args.scenarios]
+        for name in SCENARIOS:
+            if name not in args.scenarios:
+                continue
+            if name in SIDE_BY_SIDE:
+                if name == group[0]:  # the whole group runs where its first member is
+                    run_side_by_side(bench, group)
+                continue
+            print(f"[{name}]", flush=True)
+            try:
+                RUNNERS[name](bench)
+            # One broken scenario must not hide the others' figures.
+            except Exception as exc:  # noqa: BLE001
+                bench.failures.append(f"{name}: {type(exc).__name__}: {exc}")
+                print(f"  FAILED: {type(exc).__name__}: {exc}", flush=True)
+    finally:
+        bench.close()
+    print_report(bench, time.monotonic() - started)
+    if args.keep:
+        print(f"work directory kept: {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 1 if bench.failures else 0
+
+
+def print_report(bench: Bench, seconds: float) -> None:
+    found = report.targets(bench.rows, bench.facts)
+    info = report.machine()
+    print("\n## Machine\n")
+    print(", ".join(f"{k} {v}" for k, v in info.items() if v is not None))
+    print(f"\n## Results ({bench.args.duration:g} s per run, {bench.args.connections} "
+          f"connections, wrk threads {bench.args.threads}; total {seconds:.0f} s)\n")
+    print(report.table(bench.rows))
+    if found:
+        print("\n## Targets\n")
+        print(report.format_targets(found))
+    if bench.failures:
+        print("\n## Failures\n")
+        print("\n".join(f"- {failure}" for failure in bench.failures))
+    if bench.args.json:
+        bench.args.json.write_text(json.dumps({
+            "machine": info, "options": {k: (str(v) if isinstance(v, Path) else v)
+                                         for k, v in vars(bench.args).items()},
+            "rows": [row.as_dict() for row in bench.rows], "facts": bench.facts,
+            "targets": [{"target": t, "measured": m, "met": ok} for t, m, ok in found],
+            "profiles": bench.profiles, "failures": bench.failures,
+            "seconds": round(seconds, 1)}, indent=2))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
