@@ -26,6 +26,10 @@ _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
 _CONTENT_LENGTH = re.compile(r"[0-9]+(?:,\s*[0-9]+)*")
 
 
+# One encoder for every answer: json.dumps() with options builds a new one on each call.
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def _reject_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
 
@@ -61,7 +65,7 @@ class ApiHandler(tornado.web.RequestHandler):
 
     def write_json(self, payload: dict, status: int = 200) -> None:
         self.set_status(status)
-        self.finish(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
+        self.finish(_JSON.encode(payload))
 
     # -- request size limits -----------------------------------------------------------------
 

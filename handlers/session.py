@@ -1,6 +1,6 @@
 """Login, the session itself (check, logout) and its data."""
 
-from datetime import UTC, datetime
+import time
 
 from handlers.base import ApiHandler
 from server.client_address import client_address
@@ -8,8 +8,7 @@ from server.errors import ApiError
 
 
 def iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds").replace(
-        "+00:00", "Z")
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
 def describe(record, now: float) -> dict:

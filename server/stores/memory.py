@@ -6,6 +6,7 @@ method is atomic, which is what the contract's concurrency guarantees need.
 """
 
 import copy
+import dataclasses
 
 from server.stores.base import (
     Binding,
@@ -49,7 +50,9 @@ class MemoryStore(SessionStore):
     async def get(self, session_id: str) -> SessionRecord | None:
         record = self._sessions.get(session_id)
         # Copies, so that callers never mutate the stored state behind the store's back.
-        return copy.deepcopy(record) if record is not None else None
+        if record is None:
+            return None
+        return dataclasses.replace(record, data=copy.deepcopy(record.data))
 
     async def touch(self, session_id: str, touched_at: float, expires_at: float) -> None:
         record = self._sessions.get(session_id)
