@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 from bench.procs import child_env, python_module
+from tests.processes import to_toml
 
 #: Signs the benchmark's session ids; preloaded sessions are signed with it too.
 SECRET = "bench-signing-secret-0123456789abcdef-not-for-production"
@@ -19,28 +20,6 @@ SECRET = "bench-signing-secret-0123456789abcdef-not-for-production"
 ENCRYPTION_KEY = base64.b64encode(os.urandom(32)).decode()
 WECHAT_APPID = "wx-bench-appid"
 WECHAT_SECRET = "bench-wechat-secret-0123456789abcdef"
-
-
-def to_toml(data: dict) -> str:
-    """The few TOML forms a config needs: tables of strings, numbers, booleans, lists."""
-
-    def value(item) -> str:
-        if isinstance(item, bool):
-            return "true" if item else "false"
-        if isinstance(item, int | float):
-            return repr(item)
-        if isinstance(item, str):
-            return '"' + item.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        if isinstance(item, list | tuple):
-            return "[" + ", ".join(value(i) for i in item) + "]"
-        raise TypeError(f"cannot write {item!r} as TOML")
-
-    lines = []
-    for section, table in data.items():
-        lines.append(f"[{section}]")
-        lines.extend(f"{key} = {value(item)}" for key, item in table.items())
-        lines.append("")
-    return "\n".join(lines)
 
 
 def server_config(port: int, wechat_url: str, mongodb_uri: str | None = None,
