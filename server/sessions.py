@@ -236,10 +236,7 @@ class SessionService:
 
     async def revoke_handle(self, handle: str) -> bool:
         """End one session by its listing handle (its storage key); False if there is none."""
-        if await self.store.get(handle) is None:
-            return False
-        await self.store.delete(handle)
-        return True
+        return await self.store.delete(handle)
 
     async def rotate(self, session: ActiveSession) -> ActiveSession:
         """Move the session to a fresh id (after a privilege change); the old id stops working.

@@ -112,9 +112,9 @@ async def test_touch_slides_and_never_moves_backwards(store):
 @pytest.mark.gen_test(timeout=20)
 async def test_delete_ends_the_session_and_is_idempotent(store):
     session, _, _ = await store.login(identity(), record(), None, NOW)
-    await store.delete(session.id)
+    assert await store.delete(session.id) is True
     assert await store.get(session.id) is None
-    await store.delete(session.id)
+    assert await store.delete(session.id) is False
 
 
 @pytest.mark.gen_test(timeout=20)

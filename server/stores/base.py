@@ -96,8 +96,8 @@ class SessionStore:
         """Slide the expiry. Never moves ``touched_at`` or ``expires_at`` backwards."""
         raise NotImplementedError
 
-    async def delete(self, session_id: str) -> None:
-        """End the session (no error when it is already gone)."""
+    async def delete(self, session_id: str) -> bool:
+        """End the session; False when it was already gone (not an error)."""
         raise NotImplementedError
 
     async def replace_data(self, session_id: str, data: dict) -> bool:

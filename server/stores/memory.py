@@ -60,8 +60,8 @@ class MemoryStore(SessionStore):
             record.touched_at = max(record.touched_at, touched_at)
             record.expires_at = max(record.expires_at, expires_at)
 
-    async def delete(self, session_id: str) -> None:
-        self._sessions.pop(session_id, None)
+    async def delete(self, session_id: str) -> bool:
+        return self._sessions.pop(session_id, None) is not None
 
     async def replace_data(self, session_id: str, data: dict) -> bool:
         record = self._sessions.get(session_id)

@@ -306,8 +306,8 @@ class MongoStore(SessionStore):
             )
 
     @_guard
-    async def delete(self, session_id: str) -> None:
-        await self._sessions.delete_one({"_id": session_id})
+    async def delete(self, session_id: str) -> bool:
+        return (await self._sessions.delete_one({"_id": session_id})).deleted_count == 1
 
     @_guard
     async def replace_data(self, session_id: str, data: dict) -> bool:
