@@ -5,6 +5,7 @@ one, 403 with a wrong one. With ``admin.enabled = false`` (the default) none of 
 exists (404).
 """
 
+import functools
 import hashlib
 import hmac
 import re
@@ -23,6 +24,12 @@ def _digest(key: str) -> bytes:
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
 
 
+@functools.cache
+def _known_digests(api_keys: tuple[str, ...]) -> tuple[bytes, ...]:
+    # The configured keys are hashed once per configuration, not on every request.
+    return tuple(_digest(key) for key in api_keys)
+
+
 class AdminHandler(ApiHandler):
     """Base of the admin API: checks the API key before anything else."""
 
@@ -38,8 +45,8 @@ class AdminHandler(ApiHandler):
                            headers={"WWW-Authenticate": 'Bearer realm="minisession"'})
         sent = _digest(key.strip())
         valid = False
-        for known in admin.api_keys:
-            valid |= hmac.compare_digest(sent, _digest(known))  # no early exit
+        for known in _known_digests(admin.api_keys):
+            valid |= hmac.compare_digest(sent, known)  # no early exit
         if not valid:
             raise ApiError(403, "invalid_api_key", "this API key is not valid")
 

@@ -141,10 +141,6 @@ class Minisession:
             self._store_open = True
             if self._store_warned:
                 log.info("session store reachable: ready")
-            if self.store.needs_purge and self.config.store.backend == "mongodb":
-                log.warning(
-                    "this MongoDB server does not implement TTL indexes (FerretDB 1.x): expired "
-                    "sessions are purged every %d s instead", self.config.store.purge_interval)
         return True
 
     async def _open_in_background(self) -> None:

@@ -2,9 +2,11 @@
 
 import logging
 import os
+import uuid
 
 import pytest
 
+from server.stores.mongodb import MongoStore
 from tests.conftest import make_config
 
 ON_FERRETDB = not os.environ.get("MONGODB_URI")
@@ -38,12 +40,17 @@ async def test_expired_sessions_are_removed_by_ttl_or_by_the_purge(server, store
         assert (await store.get(session.record.id)) is not None
 
 
-def test_the_ttl_fallback_is_announced(config, store, clock, io_loop, caplog):
+def test_the_ttl_fallback_is_announced(config, mongodb_uri, clock, io_loop, caplog):
     from server.app import Minisession
 
+    # A store not opened yet: the store announces the fallback when it creates its indexes.
+    store = MongoStore(mongodb_uri, f"minisession_test_{uuid.uuid4().hex[:12]}", timeout=5.0)
     caplog.set_level(logging.WARNING, logger="minisession")
     instance = Minisession(config, clock=clock, store=store)
-    io_loop.run_sync(instance.start)
-    io_loop.run_sync(instance.stop)
+    try:
+        io_loop.run_sync(instance.start)
+        io_loop.run_sync(store.drop)
+    finally:
+        io_loop.run_sync(instance.stop)
     announced = "does not implement TTL indexes" in caplog.text
     assert announced is ON_FERRETDB

@@ -146,6 +146,8 @@ class MongoStore(SessionStore):
                 raise
             await self._sessions.create_index("expires_at")
             self.needs_purge = True
+            log.warning("this MongoDB server does not implement TTL indexes (FerretDB 1.x): "
+                        "expired sessions are purged every store.purge_interval seconds instead")
         self.indexes_ready = True
 
     @_guard
