@@ -59,7 +59,8 @@ def make_store(config: Config) -> SessionStore:
         # Imported here so that the memory backend never loads the MongoDB driver.
         from server.stores.mongodb import MongoStore
 
-        return MongoStore(config.store.mongodb_uri, config.store.database, config.store.timeout)
+        return MongoStore(config.store.mongodb_uri, config.store.database, config.store.timeout,
+                          config.store.read_batching)
     from server.stores.memory import MemoryStore
 
     return MemoryStore()

@@ -112,6 +112,9 @@ class StoreConfig:
     purge_interval: int = 60
     #: Refuse to start when the store does not answer at start-up (instead of starting unready).
     require_at_start: bool = False
+    #: "auto": session reads made at the same moment go to MongoDB as one query, except on
+    #: FerretDB 1.x, where such a query scans the whole collection; "on" or "off" forces it.
+    read_batching: str = "auto"
     encryption_keys: tuple[str, ...] = field(default=(), repr=False)
 
 
@@ -370,6 +373,7 @@ _SCHEMA: dict[str, tuple[type, dict[str, Checker]]] = {
         "timeout": _timeout,
         "purge_interval": _whole_seconds(1),
         "require_at_start": _boolean,
+        "read_batching": _choice("auto", "on", "off"),
         "encryption_keys": _encryption_keys,
     }),
     "login": (LoginConfig, {

@@ -1,15 +1,21 @@
 """MongoDB-specific behaviour: TTL index where the server has one, periodic purge where not."""
 
+import asyncio
 import logging
 import os
 import uuid
 
 import pytest
+from pymongo import monitoring
 
+from server.errors import StoreUnavailable
+from server.stores.base import SessionRecord, UserLogin
 from server.stores.mongodb import MongoStore
 from tests.conftest import make_config
+from tests.ferretdb import FerretDB, ensure_binary
 
 ON_FERRETDB = not os.environ.get("MONGODB_URI")
+NOW = 1_800_000_000.0
 
 
 @pytest.fixture
@@ -54,3 +60,100 @@ def test_the_ttl_fallback_is_announced(config, mongodb_uri, clock, io_loop, capl
         io_loop.run_sync(instance.stop)
     announced = "does not implement TTL indexes" in caplog.text
     assert announced is ON_FERRETDB
+
+
+# ------------------------------------------------------------------ batched session reads
+
+class FindCounter(monitoring.CommandListener):
+    """Counts the `find` commands sent to each database (every client made after import)."""
+
+    def __init__(self):
+        self.finds: dict[str, int] = {}
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "find":
+            self.finds[event.database_name] = self.finds.get(event.database_name, 0) + 1
+
+    def succeeded(self, event) -> None:
+        pass
+
+    def failed(self, event) -> None:
+        pass
+
+
+FINDS = FindCounter()
+monitoring.register(FINDS)  # at import, before any test makes a client
+
+
+def stored_record(i: int) -> SessionRecord:
+    return SessionRecord(id=f"key-{i}", openid=f"user-{i}", unionid=None, created_at=NOW,
+                         touched_at=NOW, expires_at=NOW + 7200, data={"n": i})
+
+
+@pytest.fixture
+def open_mongo_store(mongodb_uri, io_loop, request):
+    """Opens MongoStores in databases of their own (dropped after) with a read_batching mode."""
+    async def open_one(mode: str, uri: str = mongodb_uri) -> MongoStore:
+        store = MongoStore(uri, f"minisession_test_{uuid.uuid4().hex[:12]}", 5.0, mode)
+        await store.open()
+        request.addfinalizer(lambda: io_loop.run_sync(store.drop))
+        request.addfinalizer(lambda: io_loop.run_sync(store.close))
+        return store
+    return open_one
+
+
+@pytest.mark.parametrize("mode", ["on", "off", "auto"])
+@pytest.mark.gen_test(timeout=30)
+async def test_concurrent_reads_are_one_query_where_batching_applies(open_mongo_store, mode):
+    store = await open_mongo_store(mode)
+    for i in range(40):
+        await store.login(UserLogin(f"user-{i}", None, "sealed-key", "sealed-id"),
+                          stored_record(i), None, NOW)
+    before = FINDS.finds.get(store._database_name, 0)
+    keys = [f"key-{i}" for i in range(40)] + ["missing-1", "missing-2", "key-7"]
+    records = await asyncio.gather(*(store.get(key) for key in keys))
+    # Each read gets its own session (or None), whichever way they were sent.
+    assert records == [stored_record(i) for i in range(40)] + [None, None, stored_record(7)]
+    finds = FINDS.finds[store._database_name] - before
+    # "auto" batches except on FerretDB 1.x, which scans the collection for an $in of ids.
+    batched = mode == "on" or (mode == "auto" and not ON_FERRETDB)
+    assert finds == (1 if batched else len(keys))
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_batched_read_after_a_delete_never_sees_the_session(open_mongo_store):
+    store = await open_mongo_store("on")
+    for i in range(20):
+        await store.login(UserLogin(f"user-{i}", None, "sealed-key", "sealed-id"),
+                          stored_record(i), None, NOW)
+
+    async def end_then_read(i: int):
+        await store.delete(f"key-{i}")
+        return await store.get(f"key-{i}")
+
+    # Deletes and reads of other sessions interleave in the same batches.
+    results = await asyncio.gather(*(end_then_read(i) if i % 2 else store.get(f"key-{i}")
+                                     for i in range(20)))
+    assert results == [None if i % 2 else stored_record(i) for i in range(20)]
+
+
+def test_a_batched_read_fails_with_store_unavailable_when_the_store_dies(tmp_path, io_loop):
+    # A server of its own, killed under the store: every read of the batch answers 503.
+    ferretdb = FerretDB(ensure_binary(), tmp_path / "ferretdb")
+    ferretdb.start()
+    store = MongoStore(ferretdb.uri, "batched_reads", 1.0, "on")
+    try:
+        io_loop.run_sync(store.open)
+        io_loop.run_sync(lambda: store.login(UserLogin("user-1", None, "k", "i"),
+                                             stored_record(1), None, NOW))
+        assert io_loop.run_sync(lambda: store.get("key-1")) == stored_record(1)
+        ferretdb.kill()
+
+        async def read_many():
+            return await asyncio.gather(*(store.get(f"key-{i}") for i in range(5)),
+                                        return_exceptions=True)
+        results = io_loop.run_sync(read_many, timeout=10)
+    finally:
+        io_loop.run_sync(store.close)
+        ferretdb.stop()
+    assert [type(r) for r in results] == [StoreUnavailable] * 5
