@@ -23,10 +23,12 @@ WECHAT_SECRET = "bench-wechat-secret-0123456789abcdef"
 
 
 def server_config(port: int, wechat_url: str, mongodb_uri: str | None = None,
-                  database: str = "bench", log_level: str = "info", **server: object) -> dict:
+                  database: str = "bench", log_level: str = "info", store: dict | None = None,
+                  **server: object) -> dict:
     """A ``minisession serve`` config: memory store, or MongoDB when ``mongodb_uri`` is given;
-    ``server`` adds keys under ``[server]`` (``workers = 2``)."""
-    store = {"backend": "memory", "encryption_keys": [ENCRYPTION_KEY]}
+    ``store`` adds keys under ``[store]`` (``read_batching = "on"``), ``server`` under
+    ``[server]`` (``workers = 2``)."""
+    store = {"backend": "memory", "encryption_keys": [ENCRYPTION_KEY], **(store or {})}
     if mongodb_uri:
         store.update(backend="mongodb", mongodb_uri=mongodb_uri, database=database)
     return {

@@ -33,11 +33,13 @@ not enforced.
 """
 
 import argparse
+import contextlib
 import ipaddress
 import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -54,13 +56,13 @@ from bench.config import (
     server_config,
     write_config,
 )
-from bench.procs import Service, free_port, python_module
+from bench.procs import Service, cpu_seconds, free_port, python_module
 from bench.report import Row
 from bench.wrk import WrkResult, ensure_wrk, run_wrk
 from tests.ferretdb import FerretDB, ensure_binary
 
-SCENARIOS = ["roundtrips", "baseline", "memory", "mongodb", "peer", "login", "workers", "size",
-             "rss"]
+SCENARIOS = ["roundtrips", "baseline", "memory", "mongodb", "batched", "peer", "login", "workers",
+             "size", "rss"]
 #: Answers per second no run here can reach: the cap that makes a time-bound run count-bound
 #: too, without ever cutting it short.
 SAFETY_RATE = 200_000
@@ -114,6 +116,32 @@ class Bench:
             self._ferretdb.start()
         return self._ferretdb.uri
 
+    def store_cpu_seconds(self) -> float | None:
+        """CPU time used so far by the FerretDB this run started (None when there is none)."""
+        if self._ferretdb is None or self._ferretdb.process is None:
+            return None
+        return cpu_seconds(self._ferretdb.process.pid)
+
+    def add_ferretdb_id_index(self, database: str) -> str:
+        """Give FerretDB's ``sessions`` table the index its ``_id`` lookups can use.
+
+        FerretDB 1.24 (SQLite) finds ``{_id: <string>}`` with ``WHERE _ferretdb_sjson->'$._id'
+        = ?`` but indexes ``_id`` as ``_ferretdb_sjson->"_id"``: SQLite matches an index only
+        on the same expression, so every lookup scans the table. This adds the index on the
+        expression the queries use, straight into FerretDB's SQLite file (FerretDB keeps its
+        own index list elsewhere and never sees it; SQLite maintains it on every write).
+        """
+        path = self._ferretdb.data_dir / f"{database}.sqlite"
+        with contextlib.closing(sqlite3.connect(path, timeout=30)) as db:
+            (table,) = db.execute("SELECT table_name FROM _ferretdb_collections "
+                                  "WHERE name = 'sessions'").fetchone()
+            statement = (f'CREATE INDEX IF NOT EXISTS "{table}_id_lookup" ON "{table}" '
+                         "(_ferretdb_sjson->'$._id')")
+            db.execute(statement)
+            db.commit()
+        print(f"  added to FerretDB's SQLite file: {statement}", flush=True)
+        return statement
+
     def wechat_url(self) -> str:
         if self._fake is None:
             port = free_port()
@@ -130,12 +158,12 @@ class Bench:
         return service.start()
 
     def minisession(self, name: str, mongodb: bool, database: str | None = None,
-                    **server: object) -> Service:
+                    store: dict | None = None, **server: object) -> Service:
         port = free_port()
         config = server_config(port, self.wechat_url(),
                                mongodb_uri=self.mongodb_uri() if mongodb else None,
                                database=database or f"bench_{name}",
-                               log_level=self.args.log_level, **server)
+                               log_level=self.args.log_level, store=store, **server)
         path = write_config(config, self.workdir / f"{name}.toml")
         return self.service(name, python_module("server.cli", "serve", "--config", str(path)),
                             port)
@@ -170,14 +198,21 @@ class Bench:
                     self.load(target.url, target.script, target.env, duration=self.args.warmup)
                 load_avg = os.getloadavg()[0]
                 cpu_before = target.service.cpu_seconds()
+                store_before = self.store_cpu_seconds()
                 result = self.load(target.url, target.script, target.env)
                 if result.requests:
                     result.cpu_ms = 1000 * (target.service.cpu_seconds() - cpu_before) \
                         / result.requests
+                    if store_before is not None:
+                        result.store_cpu_ms = 1000 * (self.store_cpu_seconds() - store_before) \
+                            / result.requests
                 runs[target.key].append((result, load_avg))
                 print(f"  {target.label}: {result.rate:,.0f} req/s, p50 {result.p50_ms:.1f} ms, "
                       f"p99 {result.p99_ms:.1f} ms, errors {result.error_count}, server CPU "
-                      f"{result.cpu_ms:.3f} ms/request (load {load_avg:.2f})", flush=True)
+                      f"{result.cpu_ms:.3f} ms/request"
+                      + ("" if result.store_cpu_ms is None
+                         else f", FerretDB CPU {result.store_cpu_ms:.3f} ms/request")
+                      + f" (load {load_avg:.2f})", flush=True)
                 if result.error_count:
                     self.failures.append(
                         f"{target.label}: {result.error_count} errors {result.errors}, "
@@ -235,8 +270,9 @@ def prepare_baseline(bench: Bench) -> Target:
 
 
 def _session_target(bench: Bench, key: str, label: str, mongodb: bool,
-                    database: str | None = None, **server: object) -> Target:
-    service = bench.minisession(key, mongodb=mongodb, database=database, **server)
+                    database: str | None = None, store: dict | None = None,
+                    **server: object) -> Target:
+    service = bench.minisession(key, mongodb=mongodb, database=database, store=store, **server)
     cookies = sessions.login_minisession(service.url, bench.args.sessions)
     sessions.check_cookies(service.url, cookies)
     return Target(key, label, service, service.url + "/session", "session.lua",
@@ -250,6 +286,14 @@ def prepare_memory(bench: Bench) -> Target:
 def prepare_mongodb(bench: Bench) -> Target:
     return _session_target(bench, "mongodb", f"3. GET /session, MongoDB store ({bench.store})",
                            mongodb=True)
+
+
+def prepare_batched(bench: Bench) -> Target:
+    # What "auto" picks on MongoDB, forced on FerretDB 1.x (whose $in scans the collection):
+    # the driver's cost per request with batched reads, measured beside scenario 3.
+    return _session_target(bench, "batched", f"3b. GET /session, MongoDB store ({bench.store}), "
+                           'store.read_batching = "on"', mongodb=True,
+                           store={"read_batching": "on"})
 
 
 def prepare_peer(bench: Bench) -> Target:
@@ -266,7 +310,7 @@ def prepare_peer(bench: Bench) -> Target:
 
 
 SIDE_BY_SIDE = {"baseline": prepare_baseline, "memory": prepare_memory,
-                "mongodb": prepare_mongodb, "peer": prepare_peer}
+                "mongodb": prepare_mongodb, "batched": prepare_batched, "peer": prepare_peer}
 
 
 def run_side_by_side(bench: Bench, names: list[str]) -> None:
@@ -285,7 +329,7 @@ def run_side_by_side(bench: Bench, names: list[str]) -> None:
     bench.side_by_side(targets)
     if bench.args.profile:
         for target in targets:
-            if target.key in ("memory", "mongodb"):
+            if target.key in ("memory", "mongodb", "batched"):
                 bench.profiled(target)
     for target in targets:
         target.service.stop()
@@ -329,9 +373,12 @@ def scenario_size(bench: Bench) -> None:
         if not loaded:
             # The harness's own check, at the smallest size: these ids must open sessions.
             sessions.check_cookies(service.url, cookies)
+            if bench.args.ferretdb_id_index:
+                bench.facts["ferretdb_id_index"] = bench.add_ferretdb_id_index(database)
         loaded = size
+        indexed = ", FerretDB + `_id` lookup index" if bench.args.ferretdb_id_index else ""
         bench.side_by_side([Target(
-            f"size-{size}", f"5. GET /session, MongoDB store, {size:,} sessions", service,
+            f"size-{size}", f"5. GET /session, MongoDB store, {size:,} sessions{indexed}", service,
             service.url + "/session", "session.lua", bench.cookie_file(f"size-{size}", cookies))])
         costs = sessions.store_costs(uri, database, cookies[0])
         preloads[-1]["store_ms"] = costs
@@ -394,6 +441,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="sessions logged in and read in turn (default 100)")
     parser.add_argument("--sizes", default="1000,1000000",
                         help="store sizes for the size scenario (default 1000,1000000)")
+    parser.add_argument("--ferretdb-id-index", action="store_true",
+                        help="scenario 5 on FerretDB: first add the index its _id lookups can "
+                             "use (FerretDB 1.24 indexes another expression, so every lookup "
+                             "scans; see docs/performance.md)")
     parser.add_argument("--sample", type=int, default=10_000,
                         help="preloaded sessions read in the size scenario (default 10000)")
     parser.add_argument("--rss-first", type=int, default=10_000)
@@ -423,6 +474,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.mongodb_uri and not _on_loopback(args.mongodb_uri):
         parser.error("--mongodb-uri must name a server on this machine (127.0.0.1, ::1, "
                      "localhost): benchmark load goes to loopback only")
+    if args.mongodb_uri and args.ferretdb_id_index:
+        parser.error("--ferretdb-id-index applies to the FerretDB the harness starts, not to "
+                     "a --mongodb-uri server")
     return args
 
 

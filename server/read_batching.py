@@ -50,7 +50,7 @@ class ReadBatcher:
     async def _run(self, keys: list, waiters: list[list[asyncio.Future]]) -> None:
         try:
             found = await self._fetch_many(keys)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  (handed to every reader, which raises it)
             for futures in waiters:
                 for future in futures:
                     if not future.done():

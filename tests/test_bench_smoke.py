@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = "roundtrips,baseline,memory,mongodb,login,workers,size,rss"
+SCENARIOS = "roundtrips,baseline,memory,mongodb,batched,login,workers,size,rss"
 
 
 def test_the_benchmark_command_measures_every_scenario_without_errors(tmp_path):
@@ -21,7 +21,7 @@ def test_the_benchmark_command_measures_every_scenario_without_errors(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "bench.run", "--scenarios", SCENARIOS, "--duration", "1",
          "--warmup", "0", "--rounds", "1", "--connections", "4", "--sessions", "5",
-         "--sizes", "50,200", "--sample", "40", "--rss-first", "300", "--rss-requests", "1500",
+         "--sizes", "50,200", "--sample", "40", "--ferretdb-id-index", "--rss-first", "300", "--rss-requests", "1500",
          "--json", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
@@ -29,7 +29,7 @@ def test_the_benchmark_command_measures_every_scenario_without_errors(tmp_path):
     assert result["failures"] == []
 
     rows = {row["key"]: row for row in result["rows"]}
-    expected = {"baseline", "memory", "mongodb", "login", "size-50", "size-200"}
+    expected = {"baseline", "memory", "mongodb", "batched", "login", "size-50", "size-200"}
     if "workers_skipped" in result["facts"]:
         # A minisession without [server] workers: the harness says so instead of measuring.
         assert "workers" in result["facts"]["workers_skipped"]
@@ -53,6 +53,8 @@ def test_the_benchmark_command_measures_every_scenario_without_errors(tmp_path):
     assert rss["first_requests"] >= 300 and rss["last_requests"] >= 1500
     assert rss["first_kib"] > 0 and rss["last_kib"] > 0
     assert [p["size"] for p in result["facts"]["preload"]] == [50, 200]
+    # The size scenario gave FerretDB's table the _id index its lookups can use.
+    assert "CREATE INDEX" in result["facts"]["ferretdb_id_index"]
 
     # The printed report carries the table and the targets the performance doc quotes.
     assert "| 1. bare Tornado JSON handler (ceiling) |" in done.stdout
