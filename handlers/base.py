@@ -75,8 +75,13 @@ class ApiHandler(tornado.web.RequestHandler):
         self._check_head()
         self._check_framing()
         # Tornado (6.5, pinned) resolves this future of streaming handlers once the body is
-        # read, just before the method runs.
-        self.request._body_future.add_done_callback(self._body_complete)
+        # read, just before the method runs. Without a body (most requests) it already is:
+        # done at once then, rather than in a callback of the next loop pass.
+        body = self.request._body_future
+        if body.done():
+            self._body_complete(body)
+        else:
+            body.add_done_callback(self._body_complete)
 
     def _check_head(self) -> None:
         request, limit = self.request, self.ctx.config.server.max_header_size

@@ -1,5 +1,6 @@
 """Login, the session itself (check, logout) and its data."""
 
+import functools
 import time
 
 from handlers.base import ApiHandler
@@ -7,6 +8,9 @@ from server.client_address import client_address
 from server.errors import ApiError
 
 
+# A session's created_at never changes and its expires_at only at a slide (touch_after): the
+# same few values are formatted on request after request.
+@functools.lru_cache(maxsize=4096)
 def iso(seconds: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 

@@ -7,7 +7,6 @@ import os
 import signal
 import sys
 
-from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 log = logging.getLogger("minisession")
@@ -23,8 +22,7 @@ def _setup_logging(level: str) -> None:
 async def _serve(config, sockets) -> int:
     """Serve on ``sockets`` (bound already) until SIGTERM/SIGINT, then drain; exit status."""
     from server.app import Minisession
-    from server.draining import RequestTracker
-    from server.http_options import http_server_options
+    from server.http_options import make_http_server
 
     server_app = Minisession(config)
     await server_app.start()
@@ -34,8 +32,7 @@ async def _serve(config, sockets) -> int:
               f"({config.store.timeout:g} s) and store.require_at_start = true: not starting",
               file=sys.stderr)
         return 1
-    tracker = RequestTracker(server_app.application)
-    http = HTTPServer(tracker, **http_server_options(config))
+    http, tracker = make_http_server(server_app.application, config)
     http.add_sockets(sockets)
     port = sockets[0].getsockname()[1]
     log.info("minisession listening on http://%s:%d (store: %s, login: %s, pid %d)",

@@ -15,6 +15,12 @@ that count, so that on SIGTERM the server can:
 
 ``HTTPServer.close_all_connections()`` alone would cut accepted requests off mid-answer: it
 closes every stream at once.
+
+Sitting there, the tracker also saves bodiless requests (most of them: ``GET /session``) a
+detour. For a handler that streams its body, as every minisession handler does, Tornado waits
+for ``prepare()`` to finish before it reads the body, so that no body byte reaches a handler
+that is not ready. Without a body there is nothing to hold back, and that wait only costs the
+request two extra passes of the event loop (about 3 % of its CPU time on the benchmark).
 """
 
 import asyncio
@@ -112,7 +118,12 @@ class _TrackedRequest(httputil.HTTPMessageDelegate):
             return None
         self.in_flight = True
         self.tracker._accepted(self)
-        return self.delegate.headers_received(start_line, headers)
+        prepared = self.delegate.headers_received(start_line, headers)
+        if "Content-Length" not in headers and "Transfer-Encoding" not in headers:
+            # No body follows (RFC 9112, 6.3): Tornado need not wait for prepare() before it
+            # ends the request's reading; prepare() and the method still run in order.
+            return None
+        return prepared
 
     def data_received(self, chunk):
         if not self.dropped:

@@ -1,4 +1,4 @@
-"""The options of Tornado's ``HTTPServer``: one function, used by ``minisession serve`` and tests.
+"""Tornado's ``HTTPServer`` as ``minisession serve`` runs it, for ``serve`` and the tests alike.
 
 The configured limits (``server.max_body_size``, ``server.max_header_size``) are enforced by
 ``handlers.base.ApiHandler``, which sees the request line and headers before any body byte and
@@ -11,7 +11,10 @@ request line and headers (which is also how long an idle keep-alive connection s
 and that long again for its body. Then the connection is closed without an answer.
 """
 
+from tornado.httpserver import HTTPServer
+
 from server.config import Config
+from server.draining import RequestTracker
 
 #: How far above the configured body limit Tornado itself stops reading. Chunked bodies are
 #: counted by the handler chunk by chunk, so a chunk that declares more than this margin gets
@@ -50,3 +53,10 @@ def http_server_options(config: Config) -> dict:
         # Bodies are read as sent: a gzip body could expand far past max_body_size.
         "decompress_request": False,
     }
+
+
+def make_http_server(application, config: Config) -> tuple[HTTPServer, RequestTracker]:
+    """The application behind a :class:`RequestTracker` (graceful shutdown), with the options
+    above: the server ``minisession serve`` runs, and the one every test server should be."""
+    tracker = RequestTracker(application)
+    return HTTPServer(tracker, **http_server_options(config)), tracker

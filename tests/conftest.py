@@ -19,7 +19,7 @@ from server.app import Minisession
 from server.clock import FakeClock
 from server.config import parse_config
 from server.fake_wechat import FakeWeChat, make_app
-from server.http_options import http_server_options
+from server.http_options import make_http_server
 from server.stores.memory import MemoryStore
 from server.stores.mongodb import MongoStore
 from tests.ferretdb import FerretDB, ensure_binary
@@ -137,8 +137,8 @@ def app(server):
 
 @pytest.fixture
 def http_server(request, io_loop, _unused_port, server, app):
-    """pytest-tornado's fixture, but with the HTTPServer options ``minisession serve`` uses."""
-    http = tornado.httpserver.HTTPServer(app, **http_server_options(server.config))
+    """pytest-tornado's fixture, but the HTTPServer ``minisession serve`` runs."""
+    http, _ = make_http_server(app, server.config)
     http.add_socket(_unused_port[0])
     yield http
     http.stop()

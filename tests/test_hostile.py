@@ -27,12 +27,11 @@ from pathlib import Path
 
 import pytest
 import tornado.testing
-from tornado.httpserver import HTTPServer
 
 from handlers.base import ApiHandler
 from server.app import Minisession
 from server.clock import FakeClock
-from server.http_options import hard_body_limit, http_server_options
+from server.http_options import hard_body_limit, make_http_server
 from server.ids import SessionIdSigner
 from server.stores.memory import MemoryStore
 from server.stores.mongodb import MongoStore
@@ -384,7 +383,7 @@ class LiveServer:
         # any change in the store would be the table's doing.
         self.app = Minisession(CONFIG, clock=FakeClock(), store=self.store)
         await self.app.start()
-        self.http = HTTPServer(self.app.application, **http_server_options(CONFIG))
+        self.http, _ = make_http_server(self.app.application, CONFIG)
         sock, self.port = tornado.testing.bind_unused_port()
         self.http.add_sockets([sock])
 

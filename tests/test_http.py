@@ -8,6 +8,7 @@ import tornado.httpserver
 import tornado.testing
 
 from server.app import Minisession
+from server.http_options import make_http_server
 from server.ids import storage_key
 from tests.conftest import SECRET, make_config, on_both_stores, wechat_config
 
@@ -418,7 +419,7 @@ async def test_secret_rotation_keeps_old_ids_until_the_old_secret_is_dropped(
                                store=store)
         await instance.start()
         sock, port = tornado.testing.bind_unused_port()
-        http = tornado.httpserver.HTTPServer(instance.application)
+        http, _ = make_http_server(instance.application, instance.config)
         http.add_sockets([sock])
         servers.append((instance, http, f"http://127.0.0.1:{port}"))
     try:

@@ -11,6 +11,7 @@ from motor.motor_asyncio import AsyncIOMotorClient
 
 from server.app import Minisession
 from server.client_address import client_address, parse_networks
+from server.http_options import make_http_server
 from server.ids import storage_key
 from server.sealing import new_key
 from tests.conftest import make_config, on_both_stores, wechat_config
@@ -160,7 +161,7 @@ async def serve(config, clock, store=None):
     instance = Minisession(config, clock=clock, store=store)
     await instance.start()
     sock, port = tornado.testing.bind_unused_port()
-    http = tornado.httpserver.HTTPServer(instance.application)
+    http, _ = make_http_server(instance.application, instance.config)
     http.add_sockets([sock])
     return instance, http, f"http://127.0.0.1:{port}"
 
