@@ -39,29 +39,27 @@ class RequestTracker(httputil.HTTPServerConnectionDelegate):
         self.in_flight = 0
         self.accepted = 0       # requests accepted since start
         self.draining = False
-        # Connections waiting for their next request (idle keep-alive ones): closed at once
-        # when draining starts. Weak, so that a connection closed by its client is forgotten.
-        self._idle = weakref.WeakSet()
-        # Every connection seen, to wait for them to close once their last answer is out.
-        self._connections = weakref.WeakSet()
+        # Every live connection, by id(): registered at its first request, forgotten when it
+        # is gone (a weak reference's callback), so a connection closed by its client costs
+        # nothing. Looked up once a request, where a WeakSet would make weak references.
+        self._connections: dict[int, _Connection] = {}
 
     def start_request(self, server_conn, request_conn) -> httputil.HTTPMessageDelegate:
         if self.draining:
             # A kept-alive connection that finished its last answer while we drained.
             _close(server_conn)
-        self._idle.add(server_conn)
-        self._connections.add(server_conn)
-        request = _TrackedRequest(self, server_conn, request_conn)
+        connection = self._connections.get(id(server_conn))
+        if connection is None:
+            connection = _Connection(server_conn, self._connections)
+        connection.idle = True  # waiting for this request's first byte
+        request = _TrackedRequest(self, connection, request_conn)
         request.delegate = self.application.start_request(server_conn, request.connection)
         return request
 
-    def _accepted(self, request: "_TrackedRequest") -> None:
-        self._idle.discard(request.server_conn)
-        self.in_flight += 1
-        self.accepted += 1
-
-    def _done(self) -> None:
-        self.in_flight -= 1
+    def _live(self) -> list:
+        """The connections still open (or closing)."""
+        found = (connection.get() for connection in list(self._connections.values()))
+        return [server_conn for server_conn in found if server_conn is not None]
 
     async def drain(self, grace: float, hurry: asyncio.Event | None = None) -> int:
         """Let accepted requests finish, for at most ``grace`` seconds (less if ``hurry`` is set).
@@ -69,8 +67,10 @@ class RequestTracker(httputil.HTTPServerConnectionDelegate):
         Returns how many requests were still in flight when the time ran out (0 normally).
         """
         self.draining = True
-        for server_conn in list(self._idle):
-            _close(server_conn)
+        for connection in list(self._connections.values()):
+            server_conn = connection.get()
+            if server_conn is not None and connection.idle:
+                _close(server_conn)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
         while self._busy() and loop.time() < deadline and not (hurry and hurry.is_set()):
@@ -89,7 +89,7 @@ class RequestTracker(httputil.HTTPServerConnectionDelegate):
     def _busy(self) -> bool:
         # Answers given with Connection: close are flushed before Tornado closes their stream:
         # wait for that too, so that no answer is cut short by the final close.
-        return self.in_flight > 0 or any(not c.stream.closed() for c in list(self._connections))
+        return self.in_flight > 0 or any(not c.stream.closed() for c in self._live())
 
 
 def _close(server_conn) -> None:
@@ -98,26 +98,42 @@ def _close(server_conn) -> None:
     server_conn.stream.close()
 
 
+class _Connection:
+    """One client connection, as the tracker knows it: waiting for a request, or not."""
+
+    __slots__ = ("get", "idle")
+
+    def __init__(self, server_conn, registry: dict):
+        key = id(server_conn)
+        # get() returns the connection, or None once it is gone (then it leaves the registry).
+        self.get = weakref.ref(server_conn, lambda _: registry.pop(key, None))
+        self.idle = True
+        registry[key] = self
+
+
 class _TrackedRequest(httputil.HTTPMessageDelegate):
     """One request on one connection: the application's message delegate, counted."""
 
-    def __init__(self, tracker: RequestTracker, server_conn, request_conn):
+    def __init__(self, tracker: RequestTracker, connection: _Connection, request_conn):
         self.tracker = tracker
-        self.server_conn = server_conn
+        self.client = connection
         self.connection = _TrackedConnection(self, request_conn)
         self.delegate: httputil.HTTPMessageDelegate | None = None
         self.in_flight = False
         self.dropped = False
 
     def headers_received(self, start_line, headers):
-        if self.tracker.draining and self.server_conn.stream.closed():
+        tracker = self.tracker
+        if tracker.draining and self.client.get().stream.closed():
             # Read off the socket an instant before drain() closed the connection as idle:
             # nobody could receive its answer, so it is not accepted, and nothing of it runs.
             # To its client it is a request the server never read, which is safe to retry.
             self.dropped = True
             return None
         self.in_flight = True
-        self.tracker._accepted(self)
+        self.client.idle = False
+        tracker.in_flight += 1
+        tracker.accepted += 1
         prepared = self.delegate.headers_received(start_line, headers)
         if "Content-Length" not in headers and "Transfer-Encoding" not in headers:
             # No body follows (RFC 9112, 6.3): Tornado need not wait for prepare() before it
@@ -146,7 +162,7 @@ class _TrackedRequest(httputil.HTTPMessageDelegate):
     def done(self) -> None:
         if self.in_flight:
             self.in_flight = False
-            self.tracker._done()
+            self.tracker.in_flight -= 1
 
 
 class _TrackedConnection:
@@ -159,6 +175,11 @@ class _TrackedConnection:
     def __init__(self, request: _TrackedRequest, connection):
         self._request = request
         self._connection = connection
+        # What Tornado uses of every request's connection, bound once instead of found
+        # through __getattr__ on each use.
+        self.context = connection.context
+        self.set_close_callback = connection.set_close_callback
+        self.write = connection.write
 
     def __getattr__(self, name):
         return getattr(self._connection, name)

@@ -5,6 +5,7 @@ One request path: handler -> SessionService -> SessionStore. This module decides
 id a request carries, login reuse, and what session data may hold.
 """
 
+import itertools
 import json
 import logging
 from dataclasses import dataclass
@@ -156,15 +157,15 @@ class SessionService:
             raise _no_session()
         # A client may send a stale id next to a fresh one (say, an old cookie and a new
         # header): the first signed id whose session is live wins, within a few lookups.
-        verified = []
+        verified: dict[str, str] = {}  # raw id -> its first token, in precedence order
         for token in candidates:
             raw_id = self.signer.verify(token)
-            if raw_id is not None and raw_id not in (r for r, _ in verified):
-                verified.append((raw_id, token))
+            if raw_id is not None:
+                verified.setdefault(raw_id, token)
         if not verified:
             raise _invalid_session()
         first_error = None
-        for raw_id, token in verified[:MAX_LOOKUPS]:
+        for raw_id, token in itertools.islice(verified.items(), MAX_LOOKUPS):
             try:
                 return await self._live_session(raw_id, token)
             except ApiError as exc:
