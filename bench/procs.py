@@ -7,6 +7,7 @@ baseline, the fake WeChat and the Node peer.
 """
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -139,3 +140,35 @@ class Service:
             return self.log_path.read_text(errors="replace")[-size:]
         except OSError:
             return "(no log)"
+
+
+class ToolMissing(RuntimeError):
+    pass
+
+
+def ensure_debian_tool(command: str, package: str | None = None) -> str:
+    """The path of ``command``, installed from Debian's packages when missing and we are root
+    (``apt-get install -y <package>``, after ``apt-get update`` on a machine without lists)."""
+    found = shutil.which(command)
+    if found:
+        return found
+    install = ["apt-get", "install", "-y", "-q", package or command]
+    if os.geteuid() != 0:
+        raise ToolMissing(f"{command} is not installed; install it with: sudo {' '.join(install)}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    print(f"installing {command}: {' '.join(install)}", flush=True)
+
+    def apt(arguments: list[str]) -> subprocess.CompletedProcess:
+        return subprocess.run(arguments, env=env, capture_output=True, text=True, timeout=600,
+                              check=False)
+
+    if apt(install).returncode != 0:
+        apt(["apt-get", "update", "-q"])  # a fresh machine has no package lists yet
+        done = apt(install)
+        if done.returncode != 0:
+            raise ToolMissing(f"could not install {command} ({' '.join(install)}):\n"
+                              f"{done.stderr[-2000:]}")
+    found = shutil.which(command)
+    if not found:
+        raise ToolMissing(f"{command} was installed but is not on PATH")
+    return found

@@ -48,7 +48,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import peer, profile, report, sessions
+from bench import instructions, peer, profile, report, sessions
 from bench.config import (
     WECHAT_APPID,
     WECHAT_SECRET,
@@ -61,8 +61,8 @@ from bench.report import Row
 from bench.wrk import WrkResult, ensure_wrk, run_wrk
 from tests.ferretdb import FerretDB, ensure_binary
 
-SCENARIOS = ["roundtrips", "baseline", "memory", "mongodb", "batched", "peer", "login", "workers",
-             "size", "rss"]
+SCENARIOS = ["roundtrips", "baseline", "memory", "mongodb", "batched", "peer", "instructions",
+             "login", "workers", "size", "rss"]
 #: Answers per second no run here can reach: the cap that makes a time-bound run count-bound
 #: too, without ever cutting it short.
 SAFETY_RATE = 200_000
@@ -152,10 +152,10 @@ class Bench:
         return self._fake.url
 
     def service(self, name: str, command: list[str], port: int,
-                health: str = "/healthz") -> Service:
+                health: str = "/healthz", timeout: float = 30.0) -> Service:
         service = Service(name, command, port, self.workdir, health=health)
         self._services.append(service)
-        return service.start()
+        return service.start(timeout=timeout)
 
     def minisession(self, name: str, mongodb: bool, database: str | None = None,
                     store: dict | None = None, **server: object) -> Service:
@@ -335,6 +335,10 @@ def run_side_by_side(bench: Bench, names: list[str]) -> None:
         target.service.stop()
 
 
+def scenario_instructions(bench: Bench) -> None:
+    instructions.scenario(bench)
+
+
 def scenario_login(bench: Bench) -> None:
     service = bench.minisession("login", mongodb=True)
     target = Target("login", "4. POST /login, fake WeChat, MongoDB store", service,
@@ -447,6 +451,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "scans; see docs/performance.md)")
     parser.add_argument("--sample", type=int, default=10_000,
                         help="preloaded sessions read in the size scenario (default 10000)")
+    parser.add_argument("--instruction-requests", type=int, default=2000,
+                        help="requests counted by callgrind in the instructions scenario "
+                             "(default 2000)")
+    parser.add_argument("--instruction-warmup", type=int, default=300,
+                        help="requests before counting starts (default 300)")
     parser.add_argument("--rss-first", type=int, default=10_000)
     parser.add_argument("--rss-requests", type=int, default=1_000_000)
     parser.add_argument("--rss-backend", choices=["memory", "mongodb"], default="memory")

@@ -9,43 +9,16 @@ bounds, except where the count itself is what is measured (the RSS run).
 import json
 import math
 import os
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.procs import ensure_debian_tool
+
 LUA = Path(__file__).resolve().parent / "lua"
-INSTALL = ["apt-get", "install", "-y", "-q", "wrk"]
-
-
-class WrkMissing(RuntimeError):
-    pass
-
-
 def ensure_wrk() -> str:
     """The path of ``wrk``, installed from Debian's packages when missing and we are root."""
-    found = shutil.which("wrk")
-    if found:
-        return found
-    if os.geteuid() != 0:
-        raise WrkMissing("wrk is not installed; install it with: sudo apt-get install -y wrk")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    print("installing wrk: " + " ".join(INSTALL), flush=True)
-
-    def apt(command: list[str]) -> subprocess.CompletedProcess:
-        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600,
-                              check=False)
-
-    if apt(INSTALL).returncode != 0:
-        apt(["apt-get", "update", "-q"])  # a fresh machine has no package lists yet
-        done = apt(INSTALL)
-        if done.returncode != 0:
-            raise WrkMissing(f"could not install wrk ({' '.join(INSTALL)}):\n"
-                             f"{done.stderr[-2000:]}")
-    found = shutil.which("wrk")
-    if not found:
-        raise WrkMissing("wrk was installed but is not on PATH")
-    return found
+    return ensure_debian_tool("wrk")
 
 
 @dataclass

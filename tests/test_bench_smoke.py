@@ -3,8 +3,8 @@
 The benchmarks themselves are not tests; this checks that the one documented command still
 starts everything it needs, drives real load through wrk, gets only good answers, and reports
 what the performance doc quotes. The npm peer (scenario 6) is left out: it needs the npm
-registry, and the rest must work without it. wrk is installed by the harness when missing
-(through apt, as root); if that is impossible this test fails, it is not skipped.
+registry, and the rest must work without it. wrk and valgrind are installed by the harness
+when missing (through apt, as root); if that is impossible this test fails, it is not skipped.
 """
 
 import json
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = "roundtrips,baseline,memory,mongodb,batched,login,workers,size,rss"
+SCENARIOS = "roundtrips,baseline,memory,mongodb,batched,instructions,login,workers,size,rss"
 
 
 def test_the_benchmark_command_measures_every_scenario_without_errors(tmp_path):
@@ -21,7 +21,9 @@ def test_the_benchmark_command_measures_every_scenario_without_errors(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "bench.run", "--scenarios", SCENARIOS, "--duration", "1",
          "--warmup", "0", "--rounds", "1", "--connections", "4", "--sessions", "5",
-         "--sizes", "50,200", "--sample", "40", "--ferretdb-id-index", "--rss-first", "300", "--rss-requests", "1500",
+         "--sizes", "50,200", "--sample", "40", "--ferretdb-id-index",
+         "--instruction-requests", "20", "--instruction-warmup", "5",
+         "--rss-first", "300", "--rss-requests", "1500",
          "--json", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
@@ -53,6 +55,9 @@ def test_the_benchmark_command_measures_every_scenario_without_errors(tmp_path):
     assert rss["first_requests"] >= 300 and rss["last_requests"] >= 1500
     assert rss["first_kib"] > 0 and rss["last_kib"] > 0
     assert [p["size"] for p in result["facts"]["preload"]] == [50, 200]
+    # callgrind counted the instructions of both servers' requests.
+    counted = result["facts"]["instructions"]
+    assert counted["baseline_per_request"] > 0 and counted["memory_per_request"] > 0
     # The size scenario gave FerretDB's table the _id index its lookups can use.
     assert "CREATE INDEX" in result["facts"]["ferretdb_id_index"]
 
