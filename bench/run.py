@@ -80,6 +80,8 @@ class Target:
     url: str
     script: str
     env: dict = field(default_factory=dict)
+    #: Whether its requests reach MongoDB (whose CPU time is then reported beside the server's).
+    uses_store: bool = True
 
 
 class Bench:
@@ -198,7 +200,7 @@ class Bench:
                     self.load(target.url, target.script, target.env, duration=self.args.warmup)
                 load_avg = os.getloadavg()[0]
                 cpu_before = target.service.cpu_seconds()
-                store_before = self.store_cpu_seconds()
+                store_before = self.store_cpu_seconds() if target.uses_store else None
                 result = self.load(target.url, target.script, target.env)
                 if result.requests:
                     result.cpu_ms = 1000 * (target.service.cpu_seconds() - cpu_before) \
@@ -266,7 +268,7 @@ def prepare_baseline(bench: Bench) -> Target:
     service = bench.service("baseline", python_module(
         "bench.baseline", "--port", str(port), "--log-level", bench.args.log_level), port)
     return Target("baseline", "1. bare Tornado JSON handler (ceiling)", service,
-                  service.url + "/session", "get.lua")
+                  service.url + "/session", "get.lua", uses_store=False)
 
 
 def _session_target(bench: Bench, key: str, label: str, mongodb: bool,
@@ -276,7 +278,7 @@ def _session_target(bench: Bench, key: str, label: str, mongodb: bool,
     cookies = sessions.login_minisession(service.url, bench.args.sessions)
     sessions.check_cookies(service.url, cookies)
     return Target(key, label, service, service.url + "/session", "session.lua",
-                  bench.cookie_file(key, cookies))
+                  bench.cookie_file(key, cookies), uses_store=mongodb)
 
 
 def prepare_memory(bench: Bench) -> Target:

@@ -120,8 +120,9 @@ def drop_databases(mongodb_uri: str, prefix: str) -> None:
 def store_costs(mongodb_uri: str, database: str, cookie: str) -> dict[str, float]:
     """Milliseconds the store's own MongoDB commands take at the collection's current size.
 
-    ``find_one`` by ``_id`` (every authenticated request), ``delete_one`` by ``_id`` (a logout,
-    an expired session) and one expired-session sweep (the query the server runs every
+    ``find_one`` by ``_id`` (every authenticated request), ``find`` of 32 ids with ``$in``
+    (one batch of ``store.read_batching``), ``delete_one`` by ``_id`` (a logout, an expired
+    session) and one expired-session sweep (the query the server runs every
     ``purge_interval`` on FerretDB; here nothing has expired, so it deletes nothing).
     """
     key = storage_key(cookie.partition("=")[2].split(".", 1)[0])
@@ -134,6 +135,8 @@ def store_costs(mongodb_uri: str, database: str, cookie: str) -> dict[str, float
         sessions.insert_one(probe)
         for name, command in (
                 ("find_one by _id", lambda: sessions.find_one({"_id": key})),
+                ("find $in of 32 ids", lambda: list(sessions.find(
+                    {"_id": {"$in": [key] + [f"bench-absent-{n}" for n in range(31)]}}))),
                 ("delete_one by _id", lambda: sessions.delete_one({"_id": probe["_id"]})),
                 ("purge sweep", lambda: sessions.delete_many(
                     {"expires_at": {"$lte": datetime.now(UTC)}}))):
