@@ -1,4 +1,5 @@
-"""MongoDB-specific behaviour: TTL index where the server has one, periodic purge where not."""
+"""MongoDB-specific behaviour: TTL index where the server has one, periodic purge where not;
+session reads batched into one query where the server finds them by index."""
 
 import asyncio
 import logging
@@ -96,8 +97,12 @@ def open_mongo_store(mongodb_uri, io_loop, request):
     async def open_one(mode: str, uri: str = mongodb_uri) -> MongoStore:
         store = MongoStore(uri, f"minisession_test_{uuid.uuid4().hex[:12]}", 5.0, mode)
         await store.open()
-        request.addfinalizer(lambda: io_loop.run_sync(store.drop))
-        request.addfinalizer(lambda: io_loop.run_sync(store.close))
+
+        def tear_down():  # drop while still connected, then close the client
+            io_loop.run_sync(store.drop)
+            io_loop.run_sync(store.close)
+
+        request.addfinalizer(tear_down)
         return store
     return open_one
 

@@ -18,6 +18,11 @@ Collections:
   reuse window be handed the same id.
 - ``locks``: only on servers whose updates are not atomic (below).
 
+Session reads that start in the same pass of the event loop are sent as one
+``{_id: {$in: [...]}}`` query (``server/read_batching.py``, ``store.read_batching``), except on
+FerretDB 1.x, which pushes only a plain ``{_id: <string>}`` filter down to its storage and
+answers an ``$in`` by reading the whole collection.
+
 Every update is field-level (``$set``/``$unset``/``$max`` on the fields concerned), so on
 MongoDB a data write and a concurrent expiry slide never undo each other. FerretDB 1.x applies
 an update as "read the document, change it, write it all back" with no check in between, so
