@@ -102,8 +102,11 @@ class ApiHandler(tornado.web.RequestHandler):
         answer could be given.
         """
         headers = self.request.headers
-        length = headers.get("Content-Length")
-        encoding = headers.get("Transfer-Encoding")
+        # What get() returns (repeats joined), without the KeyError get() raises inside when a
+        # header is missing (most requests carry neither).
+        lengths, encodings = headers.get_list("Content-Length"), headers.get_list("Transfer-Encoding")
+        length = ",".join(lengths) if lengths else None
+        encoding = ",".join(encodings) if encodings else None
         if encoding is not None:
             if length is not None:
                 raise _bad_framing("Transfer-Encoding and Content-Length must not be combined")

@@ -135,7 +135,8 @@ class _TrackedRequest(httputil.HTTPMessageDelegate):
         tracker.in_flight += 1
         tracker.accepted += 1
         prepared = self.delegate.headers_received(start_line, headers)
-        if "Content-Length" not in headers and "Transfer-Encoding" not in headers:
+        # (get_list: a missing header costs no KeyError, unlike `in` or get())
+        if not headers.get_list("Content-Length") and not headers.get_list("Transfer-Encoding"):
             # No body follows (RFC 9112, 6.3): Tornado need not wait for prepare() before it
             # ends the request's reading; prepare() and the method still run in order.
             return None
