@@ -56,15 +56,18 @@ def mongodb_uri():
             server.stop()
 
 
-def open_store(backend: str, io_loop, request) -> object:
-    """A fresh, opened store of that backend; a MongoDB one in its own database, dropped after."""
+def open_store(backend: str, io_loop, request, read_batching: str = "on") -> object:
+    """A fresh, opened store of that backend; a MongoDB one in its own database, dropped after.
+
+    MongoDB stores batch their reads by default here, which "auto" picks on MongoDB but not on
+    FerretDB 1.x: the contract holds for the path real MongoDB users get (the servers run as
+    processes keep "auto").
+    """
     if backend == "memory":
         return MemoryStore()
     uri = request.getfixturevalue("mongodb_uri")
-    # Batched reads, which "auto" picks on MongoDB but not on FerretDB 1.x: the contract holds
-    # for the path real MongoDB users get (the servers run as processes keep "auto").
     store = MongoStore(uri, f"minisession_test_{uuid.uuid4().hex[:12]}", timeout=5.0,
-                       read_batching="on")
+                       read_batching=read_batching)
     io_loop.run_sync(store.open)
 
     def tear_down():

@@ -12,7 +12,7 @@ from pymongo import monitoring
 from server.errors import StoreUnavailable
 from server.stores.base import SessionRecord, UserLogin
 from server.stores.mongodb import MongoStore
-from tests.conftest import make_config
+from tests.conftest import make_config, open_store
 from tests.ferretdb import FerretDB, ensure_binary
 
 ON_FERRETDB = not os.environ.get("MONGODB_URI")
@@ -92,25 +92,15 @@ def stored_record(i: int) -> SessionRecord:
 
 
 @pytest.fixture
-def open_mongo_store(mongodb_uri, io_loop, request):
-    """Opens MongoStores in databases of their own (dropped after) with a read_batching mode."""
-    async def open_one(mode: str, uri: str = mongodb_uri) -> MongoStore:
-        store = MongoStore(uri, f"minisession_test_{uuid.uuid4().hex[:12]}", 5.0, mode)
-        await store.open()
-
-        def tear_down():  # drop while still connected, then close the client
-            io_loop.run_sync(store.drop)
-            io_loop.run_sync(store.close)
-
-        request.addfinalizer(tear_down)
-        return store
-    return open_one
+def batching_store(request, io_loop, mode):
+    """A MongoStore in a database of its own, with ``store.read_batching = mode``."""
+    return open_store("mongodb", io_loop, request, read_batching=mode)
 
 
 @pytest.mark.parametrize("mode", ["on", "off", "auto"])
 @pytest.mark.gen_test(timeout=30)
-async def test_concurrent_reads_are_one_query_where_batching_applies(open_mongo_store, mode):
-    store = await open_mongo_store(mode)
+async def test_concurrent_reads_are_one_query_where_batching_applies(batching_store, mode):
+    store = batching_store
     for i in range(40):
         await store.login(UserLogin(f"user-{i}", None, "sealed-key", "sealed-id"),
                           stored_record(i), None, NOW)
@@ -125,9 +115,10 @@ async def test_concurrent_reads_are_one_query_where_batching_applies(open_mongo_
     assert finds == (1 if batched else len(keys))
 
 
+@pytest.mark.parametrize("mode", ["on"])
 @pytest.mark.gen_test(timeout=30)
-async def test_a_batched_read_after_a_delete_never_sees_the_session(open_mongo_store):
-    store = await open_mongo_store("on")
+async def test_a_batched_read_after_a_delete_never_sees_the_session(batching_store):
+    store = batching_store
     for i in range(20):
         await store.login(UserLogin(f"user-{i}", None, "sealed-key", "sealed-id"),
                           stored_record(i), None, NOW)
