@@ -33,13 +33,11 @@ def describe(record, now: float) -> dict:
 
 def send_session(handler: ApiHandler, session, **extra) -> None:
     """Answer with a session's id (cookie, header and body) and its public view."""
-    now = handler.ctx.service.clock.now()
-    record = session.record
-    handler.send_session_id(session.token, round(record.expires_at - now))
+    handler.send_session_id(session.token, handler.seconds_left(session))
     # "sessionid" repeats the id for the many clients copied from tutorials that read
     # res.data.sessionid.
     handler.write_json({"session_id": session.token, "sessionid": session.token,
-                        **extra, **describe(record, now)})
+                        **extra, **describe(session.record, handler.ctx.service.clock.now())})
 
 
 class LoginHandler(ApiHandler):

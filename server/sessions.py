@@ -41,11 +41,14 @@ class SessionPolicy:
 class ActiveSession:
     """A session that a request proved it holds, with the token it used.
 
-    ``record.id`` is the storage key (a hash of the id), never the id itself.
+    ``record.id`` is the storage key (a hash of the id), never the id itself. ``slid`` is
+    True when this request moved the expiry (at most once per ``touch_after``): the client's
+    cookie must then be given the new lifetime.
     """
 
     record: SessionRecord
     token: str
+    slid: bool = False
 
     @property
     def openid(self) -> str:
@@ -187,6 +190,7 @@ class SessionService:
             expires_at = self._expiry(record.created_at, now)
             await self.store.touch(key, now, expires_at)
             record.touched_at, record.expires_at = now, max(record.expires_at, expires_at)
+            return ActiveSession(record, token, slid=True)
         return ActiveSession(record, token)
 
     async def revoke_token(self, candidates: list[str]) -> bool:
