@@ -99,7 +99,9 @@ class RotateHandler(ApiHandler):
 class SessionDataHandler(ApiHandler):
     """``/session/data``: a JSON object the app keeps in the session.
 
-    ``GET`` reads it, ``PUT`` replaces it, ``PATCH`` merges top-level keys (``null`` removes one).
+    ``GET`` reads it, ``PUT`` replaces it, ``POST`` merges top-level keys (``null`` removes
+    one). ``PATCH`` merges too, for callers other than mini-programs: ``wx.request`` cannot
+    send PATCH.
     """
 
     async def get(self) -> None:
@@ -111,7 +113,9 @@ class SessionDataHandler(ApiHandler):
         session = await self.current_session()
         self.write_json(await self.ctx.service.replace_data(session, body))
 
-    async def patch(self) -> None:
+    async def post(self) -> None:
         body = self.json_object()
         session = await self.current_session()
         self.write_json(await self.ctx.service.merge_data(session, body))
+
+    patch = post
