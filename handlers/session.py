@@ -5,7 +5,6 @@ import time
 
 from handlers.base import ApiHandler
 from server.client_address import client_address
-from server.errors import ApiError
 
 
 # A session's created_at never changes and its expires_at only at a slide (touch_after): the
@@ -74,11 +73,7 @@ class SessionHandler(ApiHandler):
         self.write_json(describe(session.record, self.ctx.service.clock.now()))
 
     async def delete(self) -> None:
-        candidates = self.session_candidates()
-        if not candidates:
-            raise ApiError(401, "no_session", "no session id was sent")
-        if not await self.ctx.service.revoke_token(candidates):
-            raise ApiError(401, "invalid_session", "the session id is not valid")
+        await self.ctx.service.logout(self.session_candidates())
         self.clear_session_cookie()
         self.set_status(204)
         self.finish()
