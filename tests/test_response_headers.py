@@ -13,6 +13,7 @@ MAX_BODY = 65536
 
 def flaws(headers) -> list[str]:
     """What is wrong with an answer's headers: a Server header, a missing nosniff."""
+    headers = list(headers)
     found = [f"{name}: {value}" for name, value in headers if name.lower() == "server"]
     nosniff = [value for name, value in headers if name.lower() == "x-content-type-options"]
     if nosniff != ["nosniff"]:
