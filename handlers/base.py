@@ -55,9 +55,14 @@ class ApiHandler(tornado.web.RequestHandler):
         return self.application.ctx
 
     def set_default_headers(self) -> None:
+        # Tornado calls this for every answer, errors included (``clear()``).
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         # Answers carry session ids and user data: no cache may keep them.
         self.set_header("Cache-Control", "no-store")
+        # No software name and version for scanners ("Server: TornadoServer/6.5.2"); and a
+        # browser or web-view must not read an answer as anything but the JSON it is.
+        self.clear_header("Server")
+        self.set_header("X-Content-Type-Options", "nosniff")
 
     def compute_etag(self) -> None:
         # No ETag, so no 304: session answers are never served from a validator.
@@ -237,24 +242,38 @@ class ApiHandler(tornado.web.RequestHandler):
                 + cookie_values(headers.get_list("Cookie"), session.cookie_name))
 
     async def current_session(self):
-        """The live session of this request, or a 401 ApiError."""
-        return await self.ctx.service.authenticate(self.session_candidates())
+        """The live session of this request, or a 401 ApiError.
+
+        When this request slid the session's expiry, the answer carries the cookie again with
+        the new lifetime: clients with a cookie jar (browsers, weapp-cookie) drop a cookie when
+        its Max-Age runs out, and must keep it exactly as long as the session lives. An error
+        answer drops it again (``write_error``).
+        """
+        session = await self.ctx.service.authenticate(self.session_candidates())
+        if session.slid:
+            self.set_session_cookie(session.token, self.seconds_left(session))
+        return session
+
+    def seconds_left(self, session) -> int:
+        """The session's remaining lifetime, as the cookie's Max-Age."""
+        return round(session.record.expires_at - self.ctx.service.clock.now())
 
     # -- output ----------------------------------------------------------------------------
 
     def send_session_id(self, token: str, max_age: int) -> None:
         """Hand the id back both ways clients read it: one Set-Cookie and X-Session."""
+        self.set_session_cookie(token, max_age)
+        self.set_header(self.ctx.config.session.header_name, token)
+
+    def set_session_cookie(self, token: str, max_age: int) -> None:
+        """The one Set-Cookie of the answer (set_header: a later call replaces it)."""
         session = self.ctx.config.session
         self.set_header("Set-Cookie", session_cookie(
             session.cookie_name, token, max_age,
             secure=session.cookie_secure, samesite=session.cookie_samesite))
-        self.set_header(session.header_name, token)
 
     def clear_session_cookie(self) -> None:
-        session = self.ctx.config.session
-        self.set_header("Set-Cookie", session_cookie(
-            session.cookie_name, "", 0,
-            secure=session.cookie_secure, samesite=session.cookie_samesite))
+        self.set_session_cookie("", 0)
 
 
 class NotFoundHandler(ApiHandler):

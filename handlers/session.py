@@ -5,7 +5,6 @@ import time
 
 from handlers.base import ApiHandler
 from server.client_address import client_address
-from server.errors import ApiError
 
 
 # A session's created_at never changes and its expires_at only at a slide (touch_after): the
@@ -33,13 +32,11 @@ def describe(record, now: float) -> dict:
 
 def send_session(handler: ApiHandler, session, **extra) -> None:
     """Answer with a session's id (cookie, header and body) and its public view."""
-    now = handler.ctx.service.clock.now()
-    record = session.record
-    handler.send_session_id(session.token, round(record.expires_at - now))
+    handler.send_session_id(session.token, handler.seconds_left(session))
     # "sessionid" repeats the id for the many clients copied from tutorials that read
     # res.data.sessionid.
     handler.write_json({"session_id": session.token, "sessionid": session.token,
-                        **extra, **describe(record, now)})
+                        **extra, **describe(session.record, handler.ctx.service.clock.now())})
 
 
 class LoginHandler(ApiHandler):
@@ -76,11 +73,7 @@ class SessionHandler(ApiHandler):
         self.write_json(describe(session.record, self.ctx.service.clock.now()))
 
     async def delete(self) -> None:
-        candidates = self.session_candidates()
-        if not candidates:
-            raise ApiError(401, "no_session", "no session id was sent")
-        if not await self.ctx.service.revoke_token(candidates):
-            raise ApiError(401, "invalid_session", "the session id is not valid")
+        await self.ctx.service.logout(self.session_candidates())
         self.clear_session_cookie()
         self.set_status(204)
         self.finish()
@@ -101,7 +94,9 @@ class RotateHandler(ApiHandler):
 class SessionDataHandler(ApiHandler):
     """``/session/data``: a JSON object the app keeps in the session.
 
-    ``GET`` reads it, ``PUT`` replaces it, ``PATCH`` merges top-level keys (``null`` removes one).
+    ``GET`` reads it, ``PUT`` replaces it, ``POST`` merges top-level keys (``null`` removes
+    one). ``PATCH`` merges too, for callers other than mini-programs: ``wx.request`` cannot
+    send PATCH.
     """
 
     async def get(self) -> None:
@@ -113,7 +108,9 @@ class SessionDataHandler(ApiHandler):
         session = await self.current_session()
         self.write_json(await self.ctx.service.replace_data(session, body))
 
-    async def patch(self) -> None:
+    async def post(self) -> None:
         body = self.json_object()
         session = await self.current_session()
         self.write_json(await self.ctx.service.merge_data(session, body))
+
+    patch = post

@@ -41,11 +41,14 @@ class SessionPolicy:
 class ActiveSession:
     """A session that a request proved it holds, with the token it used.
 
-    ``record.id`` is the storage key (a hash of the id), never the id itself.
+    ``record.id`` is the storage key (a hash of the id), never the id itself. ``slid`` is
+    True when this request moved the expiry (at most once per ``touch_after``): the client's
+    cookie must then be given the new lifetime.
     """
 
     record: SessionRecord
     token: str
+    slid: bool = False
 
     @property
     def openid(self) -> str:
@@ -145,29 +148,44 @@ class SessionService:
     # -- authenticating requests -----------------------------------------------------------
 
     async def authenticate(self, candidates: list[str]) -> ActiveSession:
-        """The live session named by the first correctly signed candidate token.
+        """The live session of a client's request (see ``resolve``), its expiry slid.
 
-        Candidates come in precedence order (session header first, then cookies); the first
-        signed one whose session is live wins. Forged or tampered tokens are rejected here
-        without touching the store. A live session's expiry
-        slides, with the store write skipped while the last slide is younger than
-        ``touch_after`` (so most requests cost one read and no write).
+        The store write is skipped while the last slide is younger than ``touch_after`` (so
+        most requests cost one read and no write).
         """
+        return await self.resolve(candidates, touch=True)
+
+    async def resolve(self, candidates: list[str], touch: bool = False) -> ActiveSession:
+        """Which session a request is: the one answer for authentication, logout, rotation
+        and introspection, so that they all act on the same session.
+
+        Candidates come in precedence order (session header first, then cookies). A client
+        may send a stale id next to a fresh one (say, an old header and a new cookie): the
+        first signed id whose session is live wins, within ``MAX_LOOKUPS`` store reads.
+        Forged or tampered tokens are rejected without touching the store. Raises the 401
+        ``no_session``, ``invalid_session`` or the first signed id's ``session_expired``.
+        """
+        return await self._first_live(self._signed(candidates), touch)
+
+    def _signed(self, candidates: list[str]) -> dict[str, str]:
+        """Raw id -> its first token, for the correctly signed candidates, in order; a 401
+        when there are none."""
         if not candidates:
             raise _no_session()
-        # A client may send a stale id next to a fresh one (say, an old cookie and a new
-        # header): the first signed id whose session is live wins, within a few lookups.
-        verified: dict[str, str] = {}  # raw id -> its first token, in precedence order
+        verified: dict[str, str] = {}
         for token in candidates:
             raw_id = self.signer.verify(token)
             if raw_id is not None:
                 verified.setdefault(raw_id, token)
         if not verified:
             raise _invalid_session()
+        return verified
+
+    async def _first_live(self, verified: dict[str, str], touch: bool) -> ActiveSession:
         first_error = None
         for raw_id, token in itertools.islice(verified.items(), MAX_LOOKUPS):
             try:
-                return await self._live_session(raw_id, token)
+                return await self._live_session(raw_id, token, touch)
             except ApiError as exc:
                 if exc.status != 401:
                     raise
@@ -187,20 +205,23 @@ class SessionService:
             expires_at = self._expiry(record.created_at, now)
             await self.store.touch(key, now, expires_at)
             record.touched_at, record.expires_at = now, max(record.expires_at, expires_at)
+            return ActiveSession(record, token, slid=True)
         return ActiveSession(record, token)
 
-    async def revoke_token(self, candidates: list[str]) -> bool:
-        """Logout: end the session named by the first correctly signed token, if any.
+    async def logout(self, candidates: list[str]) -> None:
+        """End the session the request is (``resolve``), without sliding it first.
 
-        True when a signed token was found (whether or not its session still existed, so that
-        logging out twice is not an error); False when none of the candidates is ours.
+        A request whose signed ids name no live session is already logged out: no error, so
+        that logging out twice is fine. Without a signed id it is a 401 (``_signed``).
         """
-        for token in candidates:
-            raw_id = self.signer.verify(token)
-            if raw_id is not None:
-                await self.store.delete(storage_key(raw_id))
-                return True
-        return False
+        verified = self._signed(candidates)
+        try:
+            session = await self._first_live(verified, touch=False)
+        except ApiError as exc:
+            if exc.status != 401:
+                raise  # a store outage: the session may still be alive
+            return
+        await self.store.delete(session.record.id)
 
     async def introspect(self, token, touch: bool = False) -> ActiveSession | None:
         """The live session a token names, for the app's backend; None if it names none.
@@ -208,11 +229,8 @@ class SessionService:
         Unlike a client's own request, introspection does not slide the expiry unless asked:
         a backend checking a session is not the user using it.
         """
-        raw_id = self.signer.verify(token)
-        if raw_id is None:
-            return None
         try:
-            return await self._live_session(raw_id, token, touch=touch)
+            return await self.resolve([token], touch=touch)
         except ApiError as exc:
             if exc.status == 401:
                 return None
