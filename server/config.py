@@ -124,6 +124,9 @@ class LoginConfig:
     #: Logins per minute allowed from one client address, and in all (per process); 0 = no limit.
     rate_per_address: int = 30
     rate_overall: int = 3000
+    #: Prefix lengths of the network counted as one client address by rate_per_address.
+    rate_ipv4_prefix: int = 32
+    rate_ipv6_prefix: int = 64
 
 
 @dataclass(frozen=True)
@@ -306,6 +309,16 @@ def _non_negative_int(key: str, value: object) -> int:
     return value
 
 
+def _prefix_length(bits: int) -> Checker:
+    def check(key: str, value: object) -> int:
+        if not _is_int(value):
+            raise ConfigError(key, f"expected a prefix length (a whole number), {_got(value)}")
+        if not 0 <= value <= bits:
+            raise ConfigError(key, f"must be between 0 and {bits}, got {value}")
+        return value
+    return check
+
+
 def _networks(key: str, value: object) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise ConfigError(key, f"expected a list of IP addresses or networks, {_got(value)}")
@@ -380,6 +393,8 @@ _SCHEMA: dict[str, tuple[type, dict[str, Checker]]] = {
         "provider": _choice("wechat", "dev"),
         "rate_per_address": _non_negative_int,
         "rate_overall": _non_negative_int,
+        "rate_ipv4_prefix": _prefix_length(32),
+        "rate_ipv6_prefix": _prefix_length(128),
     }),
     "wechat": (WeChatConfig, {
         "appid": _string(optional=True),
