@@ -495,7 +495,7 @@ def _check_risky_settings(value: Callable[[str, str], object], deployed: bool, w
     # http they cross the network in clear, wherever this server listens. Only a fake WeChat
     # (or an egress proxy) on this machine may be spoken to without TLS.
     api_base = value("wechat", "api_base")
-    if api_base.lower().startswith("http://"):
+    if value("login", "provider") == "wechat" and api_base.startswith("http://"):
         if not _is_loopback(urlsplit(api_base).hostname or ""):
             raise ConfigError("wechat.api_base",
                               "plain http:// to another machine would send the AppSecret and "

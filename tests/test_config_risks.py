@@ -78,6 +78,12 @@ def test_plain_http_to_another_machine_is_refused(host, api_base):
     assert "AppSecret" in message
 
 
+def test_an_unused_api_base_is_not_judged():
+    # With the dev provider nothing is sent to wechat.api_base.
+    config = parse_config(local(wechat={"api_base": "http://api.weixin.qq.com"}), {})
+    assert config.login.provider == "dev"
+
+
 @pytest.mark.parametrize("api_base", ["http://127.0.0.1:9000", "http://localhost:9000",
                                       "http://[::1]:9000"])
 def test_plain_http_to_this_machine_is_allowed_for_the_fake(api_base):
