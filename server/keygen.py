@@ -24,7 +24,7 @@ def keygen_text() -> str:
         f"#   {ENV_ADMIN_API_KEYS}={admin}",
         "",
         "[session]",
-        "# Signs session ids; to rotate, put a new one first and keep the old one for max_lifetime.",
+        "# Signs session ids; to rotate, put a new one first, keep the old one max_lifetime.",
         f'secrets = ["{signing}"]',
         "",
         "[store]",
