@@ -57,10 +57,12 @@ async def measure(mongodb_uri: str, database: str) -> dict:
     from server.app import Minisession
     from server.clock import FakeClock
     from server.config import parse_config
+    from server.sealing import new_key
 
     config = parse_config({
         "session": {"secrets": ["bench-roundtrips-secret-0123456789abcdef"]},
-        "store": {"backend": "mongodb", "mongodb_uri": mongodb_uri, "database": database},
+        "store": {"backend": "mongodb", "mongodb_uri": mongodb_uri, "database": database,
+                  "encryption_keys": [new_key()]},
         "login": {"provider": "dev"},
     }, environ={}, source="<bench.roundtrips>")
     clock = FakeClock()

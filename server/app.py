@@ -105,7 +105,9 @@ class Minisession:
         self.service = SessionService(self.store, SessionIdSigner(s.secrets), self.provider,
                                       self.clock, policy, Sealer(config.store.encryption_keys))
         self.login_limits = LoginRateLimits(config.login.rate_per_address,
-                                            config.login.rate_overall, self.clock)
+                                            config.login.rate_overall, self.clock,
+                                            config.login.rate_ipv4_prefix,
+                                            config.login.rate_ipv6_prefix)
         self.trusted_proxies = parse_networks(config.server.trusted_proxies)
         self.application = tornado.web.Application(
             [*extra_routes, *ROUTES], default_handler_class=NotFoundHandler,

@@ -1,4 +1,5 @@
-"""The ``minisession`` command: ``serve`` the session server, or run the ``fake-wechat`` dev tool."""
+"""The ``minisession`` command: ``serve`` the session server, ``check-config``, ``keygen`` (fresh
+secrets for the config), or run the ``fake-wechat`` dev tool."""
 
 import argparse
 import asyncio
@@ -110,6 +111,13 @@ def _check_command(args) -> int:
     return 0
 
 
+def _keygen_command(args) -> int:
+    from server.keygen import keygen_text
+
+    print(keygen_text(), end="")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["fake-wechat"]:
@@ -124,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     check = commands.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("--config", required=True, help="path to the TOML config file")
     check.set_defaults(run=_check_command)
+    keygen = commands.add_parser("keygen", help="print fresh session.secrets, "
+                                                "store.encryption_keys and admin.api_keys")
+    keygen.set_defaults(run=_keygen_command)
     commands.add_parser("fake-wechat", help="run a fake WeChat API for development "
                                             "(see 'minisession fake-wechat --help')")
     args = parser.parse_args(argv)

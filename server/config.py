@@ -31,6 +31,7 @@ import secrets as _secrets
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from urllib.parse import urlsplit
 
 from server.sealing import decode_key, new_key
 
@@ -41,14 +42,17 @@ ENV_STORE_ENCRYPTION_KEYS = "MINISESSION_STORE_ENCRYPTION_KEYS"
 ENV_ADMIN_API_KEYS = "MINISESSION_ADMIN_API_KEYS"
 
 MIN_SECRET_LENGTH = 32
+#: Fewer different characters than this make a secret a pattern ("aaaa...", "abcabc..."):
+#: 32 random hex digits, the narrowest usual format, practically never have fewer than 9.
+MIN_DISTINCT_CHARACTERS = 6
+#: The same for the bytes of an encryption key: 32 random bytes practically never repeat so
+#: much that fewer than 20 differ.
+MIN_DISTINCT_KEY_BYTES = 16
+KEYGEN_HINT = "make them with: minisession keygen"
 
 NOTICE_EPHEMERAL_SECRET = (
     "session.secrets is not set: using a random secret for this run; "
     "sessions will not survive a restart"
-)
-NOTICE_EPHEMERAL_ENCRYPTION_KEY = (
-    "store.encryption_keys is not set: using a random key for this run; stored session_keys "
-    "will not be readable after a restart"
 )
 NOTICE_MEMORY_STORE = "in-process store: sessions live in this process only; not for production"
 NOTICE_DEV_PROVIDER = (
@@ -124,6 +128,9 @@ class LoginConfig:
     #: Logins per minute allowed from one client address, and in all (per process); 0 = no limit.
     rate_per_address: int = 30
     rate_overall: int = 3000
+    #: Prefix lengths of the network counted as one client address by rate_per_address.
+    rate_ipv4_prefix: int = 32
+    rate_ipv6_prefix: int = 64
 
 
 @dataclass(frozen=True)
@@ -306,6 +313,16 @@ def _non_negative_int(key: str, value: object) -> int:
     return value
 
 
+def _prefix_length(bits: int) -> Checker:
+    def check(key: str, value: object) -> int:
+        if not _is_int(value):
+            raise ConfigError(key, f"expected a prefix length (a whole number), {_got(value)}")
+        if not 0 <= value <= bits:
+            raise ConfigError(key, f"must be between 0 and {bits}, got {value}")
+        return value
+    return check
+
+
 def _networks(key: str, value: object) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise ConfigError(key, f"expected a list of IP addresses or networks, {_got(value)}")
@@ -380,6 +397,8 @@ _SCHEMA: dict[str, tuple[type, dict[str, Checker]]] = {
         "provider": _choice("wechat", "dev"),
         "rate_per_address": _non_negative_int,
         "rate_overall": _non_negative_int,
+        "rate_ipv4_prefix": _prefix_length(32),
+        "rate_ipv6_prefix": _prefix_length(128),
     }),
     "wechat": (WeChatConfig, {
         "appid": _string(optional=True),
@@ -451,7 +470,79 @@ def _weakness(secret: str) -> str | None:
     lowered = secret.lower()
     if "change-me" in lowered or "changeme" in lowered:
         return "it contains a 'change-me' placeholder"
+    if len(set(secret)) < MIN_DISTINCT_CHARACTERS:
+        return f"fewer than {MIN_DISTINCT_CHARACTERS} different characters"
     return None
+
+
+def _key_weakness(key: str) -> str | None:
+    """Why an encryption key (valid base64 of 32 bytes) is weak, or None."""
+    if len(set(decode_key(key))) < MIN_DISTINCT_KEY_BYTES:
+        return f"fewer than {MIN_DISTINCT_KEY_BYTES} different bytes: not random"
+    return None
+
+
+def _check_risky_settings(value: Callable[[str, str], object], deployed: bool, where: str,
+                          notices: list[str]) -> None:
+    """Refuse what is unsafe wherever it runs; note what is merely unwise on a public host.
+
+    ``deployed``: the host is public or the store is shared, so weak keys are refused (not
+    noted) and ``where`` says why.
+    """
+    host_is_public = not _is_loopback(value("server", "host"))
+
+    # The AppSecret and every login code go in the query string of code2Session: over plain
+    # http they cross the network in clear, wherever this server listens. Only a fake WeChat
+    # (or an egress proxy) on this machine may be spoken to without TLS.
+    api_base = value("wechat", "api_base")
+    if value("login", "provider") == "wechat" and api_base.startswith("http://"):
+        if not _is_loopback(urlsplit(api_base).hostname or ""):
+            raise ConfigError("wechat.api_base",
+                              "plain http:// to another machine would send the AppSecret and "
+                              "login codes in clear; use https:// (http:// is accepted only "
+                              "for a fake WeChat on this machine)")
+        if host_is_public:
+            notices.append("wechat.api_base: plain http:// to this machine while server.host "
+                           "is public; fine for a local egress proxy, but the fake WeChat "
+                           "(minisession fake-wechat) lets anyone log in as anyone")
+
+    # A /0 "proxy" makes every client a trusted proxy: anyone names their own address in
+    # X-Forwarded-For and escapes the per-address login limit.
+    for entry in value("server", "trusted_proxies"):
+        if ipaddress.ip_network(entry, strict=False).prefixlen == 0:
+            raise ConfigError("server.trusted_proxies",
+                              f"{entry!r} is a /0: it trusts every address's X-Forwarded-For, "
+                              f"so any client could claim any address; list only your "
+                              f"proxies' addresses")
+
+    for number, key in enumerate(value("store", "encryption_keys"), 1):
+        if (reason := _key_weakness(key)) is None:
+            continue
+        problem = f"key #{number} is weak ({reason}); {KEYGEN_HINT}"
+        if deployed:
+            raise ConfigError("store.encryption_keys", f"{problem}; refused because {where}")
+        notices.append(f"store.encryption_keys: {problem}")
+
+    # One value in two roles: whoever holds the admin key could sign session ids (or open
+    # sealed session_keys), and one leak would give away both.
+    roles = [("session.secrets", "secret", value("session", "secrets")),
+             ("store.encryption_keys", "key", value("store", "encryption_keys")),
+             ("admin.api_keys", "key",
+              value("admin", "api_keys") if value("admin", "enabled") else ())]
+    seen: dict[str, str] = {}
+    for key, noun, items in roles:
+        for number, item in enumerate(items, 1):
+            if item in seen and not seen[item].startswith(key):
+                raise ConfigError(key, f"{noun} #{number} is also {seen[item]}; every role "
+                                       f"needs a value of its own ({KEYGEN_HINT})")
+            seen.setdefault(item, f"{key} #{number}")
+
+    # Unwise only: TLS is usually terminated by a proxy in front, which this server cannot
+    # see, and mini-programs send the id in a header, where Secure does not apply.
+    if host_is_public and not value("session", "cookie_secure"):
+        notices.append("session.cookie_secure = false on a public host: browsers and cookie "
+                       "jars will send the session cookie over plain HTTP too; set it to true "
+                       "when clients reach you over HTTPS")
 
 
 def _env_list(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
@@ -555,6 +646,12 @@ def _build(data: dict, environ: Mapping[str, str]) -> Config:
     host = value("server", "host")
     exposed = not _is_loopback(host)
     where = f"server.host = {host!r} is not a loopback address"
+    # A shared store outlives this process and is shared with other instances: what they sign
+    # and seal must be the same everywhere and across restarts, whatever the host.
+    shared = value("store", "backend") == "mongodb"
+    if not exposed and shared:
+        where = ("store.backend = 'mongodb' is shared by every instance and outlives each "
+                 "process (a random value per process would not be)")
     if value("login", "provider") == "dev":
         if exposed:
             raise ConfigError("login.provider",
@@ -563,10 +660,10 @@ def _build(data: dict, environ: Mapping[str, str]) -> Config:
         notices.append(NOTICE_DEV_PROVIDER)
     signing = value("session", "secrets") if "secrets" in given["session"] else ()
     if not signing:
-        if exposed:
+        if exposed or shared:
             raise ConfigError("session.secrets",
                               f"required because {where}; set it in the file or in "
-                              f"{ENV_SESSION_SECRETS}")
+                              f"{ENV_SESSION_SECRETS} ({KEYGEN_HINT})")
         signing = (_secrets.token_urlsafe(32),)
         notices.append(NOTICE_EPHEMERAL_SECRET)
     for number, secret in enumerate(signing, 1):
@@ -575,21 +672,22 @@ def _build(data: dict, environ: Mapping[str, str]) -> Config:
         problem = (f"secret #{number}{secrets_origin} is weak ({reason}); use at least {MIN_SECRET_LENGTH} "
                    f"random characters, e.g. from "
                    f"python -c 'import secrets; print(secrets.token_urlsafe(32))'")
-        if exposed:
+        if exposed or shared:
             raise ConfigError("session.secrets", f"{problem}; refused because {where}")
         notices.append(f"session.secrets: {problem}")
     given["session"]["secrets"] = signing
 
     if not value("store", "encryption_keys"):
         # Only a database outlives the process: an in-memory store can use a throwaway key.
-        if value("store", "backend") == "mongodb":
-            if exposed:
-                raise ConfigError("store.encryption_keys",
-                                  f"required because {where}: session_keys are kept encrypted "
-                                  f"in MongoDB; set it in the file or in "
-                                  f"{ENV_STORE_ENCRYPTION_KEYS} (openssl rand -base64 32)")
-            notices.append(NOTICE_EPHEMERAL_ENCRYPTION_KEY)
+        if shared:
+            raise ConfigError("store.encryption_keys",
+                              f"required because {where}: session_keys are kept encrypted "
+                              f"in MongoDB; set it in the file or in "
+                              f"{ENV_STORE_ENCRYPTION_KEYS} ({KEYGEN_HINT}, or "
+                              f"openssl rand -base64 32)")
         given["store"]["encryption_keys"] = (new_key(),)
+
+    _check_risky_settings(value, exposed or shared, where, notices)
 
     if value("admin", "enabled"):
         api_keys = value("admin", "api_keys")
@@ -602,7 +700,7 @@ def _build(data: dict, environ: Mapping[str, str]) -> Config:
                 continue
             problem = (f"key #{number} is weak ({reason}); use at least {MIN_SECRET_LENGTH} "
                        f"random characters")
-            if exposed:
+            if exposed or shared:
                 raise ConfigError("admin.api_keys", f"{problem}; refused because {where}")
             notices.append(f"admin.api_keys: {problem}")
 

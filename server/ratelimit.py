@@ -4,8 +4,12 @@ WeChat API quota (code2Session calls) or this server.
 Each limit is a GCRA (the "generic cell rate algorithm", a token bucket kept as one number per
 key): ``rate`` logins per minute, in bursts of up to ``rate``. Limits live in this process only;
 with N processes behind a load balancer the overall limit is N times the configured one.
+
+The per-address limit counts a network block as one client (:func:`client_block`): an IPv6
+host is given a whole /64 and can send each login from a new address of it.
 """
 
+import ipaddress
 import math
 from collections import OrderedDict
 
@@ -41,18 +45,33 @@ class RateLimit:
         return 0.0
 
 
+def client_block(address: str, ipv4_prefix: int, ipv6_prefix: int) -> str:
+    """The network ``address`` is counted in, e.g. "2001:db8:1:2::/64"; IPv4-mapped IPv6
+    addresses count as IPv4, and anything that is no IP address is counted as it is."""
+    try:
+        ip = ipaddress.ip_address(address)
+        if ip.version == 6 and ip.ipv4_mapped:
+            ip = ip.ipv4_mapped
+        prefix = ipv4_prefix if ip.version == 4 else ipv6_prefix
+        return str(ipaddress.ip_network((ip, prefix), strict=False))
+    except ValueError:
+        return address
+
+
 class LoginRateLimits:
     """The two limits on ``/login``; :meth:`check` raises 429 ``rate_limited`` with Retry-After."""
 
-    def __init__(self, per_address: int, overall: int, clock):
+    def __init__(self, per_address: int, overall: int, clock, ipv4_prefix: int = 32,
+                 ipv6_prefix: int = 64):
         self.per_address = RateLimit(per_address)
         self.overall = RateLimit(overall, max_tracked=1)
         self.clock = clock
+        self.prefixes = (ipv4_prefix, ipv6_prefix)
 
     def check(self, address: str) -> None:
         now = self.clock.now()
         # The address first: one noisy client must not use up everybody's overall allowance.
-        wait = self.per_address.take(address, now)
+        wait = self.per_address.take(client_block(address, *self.prefixes), now)
         if wait:
             raise _limited(wait, "too many logins from your address")
         wait = self.overall.take("", now)

@@ -26,6 +26,8 @@ from tests.ferretdb import FerretDB, ensure_binary
 from tests.log_guard import no_secrets_in_logs  # noqa: F401  (autouse: every test is guarded)
 
 SECRET = "test-signing-secret-0123456789abcdef-not-for-production"
+#: Seals session_keys in MongoDB-backed test configs, which must name their key (issue 11).
+ENCRYPTION_KEY = "bTZ1Qz9kV3hMcTJ2Tjh5UjRzVzdlSzBwWjNnSDZqRmE="
 BACKENDS = ["memory", "mongodb"]
 #: Run a test once on each store backend.
 on_both_stores = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
@@ -34,10 +36,13 @@ WECHAT_SECRET = "test-secret-0123456789abcdef"
 
 
 def make_config(**sections):
-    """A validated Config for tests: dev login, memory store, our test secret, plus overrides."""
+    """A validated Config for tests: dev login, memory store, our test secret, plus overrides
+    (with store.backend = "mongodb", our test encryption key unless one is given)."""
     data = {"session": {"secrets": [SECRET]}, "login": {"provider": "dev"}}
     for name, values in sections.items():
         data.setdefault(name, {}).update(values)
+    if data.get("store", {}).get("backend") == "mongodb":
+        data["store"].setdefault("encryption_keys", [ENCRYPTION_KEY])
     return parse_config(data, environ={}, source="<test>")
 
 

@@ -7,10 +7,13 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.processes import to_toml
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -94,3 +97,72 @@ def test_serve_dev_config_logs_in_and_stops_cleanly_on_sigterm(tmp_path):
 def test_help_is_available(args):
     done = run_cli(*args)
     assert done.returncode == 0 and "usage" in done.stdout.lower()
+
+
+# -- secrets for a shared store: refused without them, made by `minisession keygen` -----------
+
+def keygen() -> tuple[dict, dict]:
+    """What `minisession keygen` prints: (the TOML, the environment variables in its comments)."""
+    done = run_cli("keygen")
+    assert done.returncode == 0, done.stderr
+    environ = dict(re.findall(r"^#\s*(MINISESSION_[A-Z_]+)=(\S+)$", done.stdout, re.MULTILINE))
+    return tomllib.loads(done.stdout), environ
+
+
+def shared_store_config(**sections) -> dict:
+    config = {"server": {"host": "127.0.0.1", "port": 0},
+              "store": {"backend": "mongodb", "mongodb_uri": "mongodb://127.0.0.1:27017/"},
+              "login": {"provider": "dev"}}
+    for name, values in sections.items():
+        config.setdefault(name, {}).update(values)
+    return config
+
+
+def test_a_shared_store_without_secrets_refuses_to_start_on_loopback_too(tmp_path):
+    path = tmp_path / "shared.toml"
+    path.write_text(to_toml(shared_store_config()))
+    done = run_cli("serve", "--config", str(path), env=_clean_env())
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "session.secrets: required" in done.stderr and "minisession keygen" in done.stderr
+    path.write_text(to_toml(shared_store_config(
+        session={"secrets": ["a-long-enough-secret-for-the-check-0123456789"]})))
+    done = run_cli("serve", "--config", str(path), env=_clean_env())
+    assert done.returncode == 2 and "store.encryption_keys: required" in done.stderr
+
+
+def test_keygen_prints_fresh_values_that_the_config_loader_accepts(tmp_path):
+    values, environ = keygen()
+    assert set(values) == {"session", "store", "admin"}
+    secrets = (values["session"]["secrets"], values["store"]["encryption_keys"],
+               values["admin"]["api_keys"])
+    assert all(len(items) == 1 and isinstance(items[0], str) for items in secrets)
+    # The environment form in the comments carries the same values.
+    assert environ == {"MINISESSION_SESSION_SECRETS": secrets[0][0],
+                       "MINISESSION_STORE_ENCRYPTION_KEYS": secrets[1][0],
+                       "MINISESSION_ADMIN_API_KEYS": secrets[2][0]}
+    # Pasted into a public, shared-store config with the admin API on: accepted, no notice.
+    public = {"server": {"host": "0.0.0.0"}, "admin": {"enabled": True},
+              "session": {"cookie_secure": True}, "login": {"provider": "wechat"},
+              "wechat": {"appid": "wx0123456789abcdef", "secret": "wechat-app-secret-0123456789"}}
+    config = shared_store_config(**public)
+    for name, table in values.items():
+        config.setdefault(name, {}).update(table)
+    path = tmp_path / "pasted.toml"
+    path.write_text(to_toml(config))
+    done = run_cli("check-config", "--config", str(path), env=_clean_env())
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"{path}: OK"
+    # And so is the environment form, with no secret in the file.
+    path.write_text(to_toml(shared_store_config(**public)))
+    done = run_cli("check-config", "--config", str(path), env={**_clean_env(), **environ})
+    assert done.returncode == 0, done.stderr
+    # Each run makes new values.
+    again, _ = keygen()
+    for section, key in (("session", "secrets"), ("store", "encryption_keys"),
+                         ("admin", "api_keys")):
+        assert again[section][key] != values[section][key]
+    assert len({secrets[0][0], secrets[1][0], secrets[2][0]}) == 3
+
+
+def _clean_env() -> dict:
+    return {k: v for k, v in os.environ.items() if not k.startswith("MINISESSION_")}
