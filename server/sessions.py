@@ -38,6 +38,7 @@ class SessionPolicy:
     touch_after: int = 60
     login_reuse_window: int = 30
     data_max_bytes: int = 16384
+    data_max_values: int = 1000
 
 
 @dataclass
@@ -307,6 +308,12 @@ class SessionService:
                 413, "data_too_large",
                 f"session data would be {size} bytes; the limit is {self.policy.data_max_bytes}",
             )
+        # Bytes alone do not bound memory: "[]," is 3 bytes of JSON but ~60 in Python.
+        limit = self.policy.data_max_values
+        if _count_values(data, limit) > limit:
+            raise ApiError(413, "data_too_large",
+                           f"session data would hold more than {limit} values (objects, arrays, "
+                           f"strings, numbers...); store fewer")
 
 
 def check_user_id(user_id):
@@ -329,6 +336,19 @@ def validate_code(code) -> str:
         raise ApiError(400, "invalid_code",
                        f"a login code is a printable string of at most {MAX_CODE_LENGTH} characters")
     return code
+
+
+def _count_values(data: dict, limit: int) -> int:
+    """The JSON values inside ``data`` (not counting ``data`` itself), counted up to past
+    ``limit``."""
+    count = 0
+    pending = [data]
+    while pending and count <= limit:
+        items = pending.pop()
+        items = items.values() if isinstance(items, dict) else items
+        count += len(items)
+        pending.extend(item for item in items if isinstance(item, (dict, list)))
+    return count
 
 
 def _check_value(value, depth: int) -> None:
