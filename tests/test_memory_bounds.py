@@ -48,7 +48,8 @@ def store(config, backend, io_loop, request):
 
 @pytest.mark.parametrize("config", [BOUNDED])
 @pytest.mark.gen_test(timeout=60)
-async def test_the_memory_store_never_holds_more_than_max_sessions(client, store, clock):
+async def test_the_memory_store_never_holds_more_than_max_sessions(client, store, clock,
+                                                                    caplog):
     users = {}
     for number in range(MAX_SESSIONS):
         users[f"u{number}"] = await login(client, f"u{number}")
@@ -83,6 +84,26 @@ async def test_the_memory_store_never_holds_more_than_max_sessions(client, store
         await login(client, f"flood{number}")
         most = max(most, store.session_count())
     assert most == MAX_SESSIONS
+    # The operator hears of it, once a minute rather than once per eviction.
+    full = [r for r in caplog.records if "memory store full" in r.getMessage()]
+    assert len(full) == 1 and "store.max_sessions = 20" in full[0].getMessage()
+
+
+@pytest.mark.gen_test(timeout=10)
+async def test_eviction_follows_the_expiry_through_slides_and_rotations():
+    store = MemoryStore(max_sessions=3)
+    ids = {}
+    for name, lifetime in (("a", 100), ("b", 200), ("c", 300)):
+        ids[name] = (await store.login(identity(name), record(name, lifetime=lifetime), None,
+                                       NOW))[0].id
+    await store.rename(ids["a"], "a-rotated")   # a rotated session keeps its expiry
+    await store.touch(ids["b"], NOW + 50, NOW + 400)  # b slides past everyone
+    for name, lifetime in (("d", 500), ("e", 600)):
+        ids[name] = (await store.login(identity(name), record(name, lifetime=lifetime), None,
+                                       NOW))[0].id
+    left = [name for name in "bcde" if await store.get(ids[name]) is not None]
+    assert await store.get("a-rotated") is None
+    assert left == ["b", "d", "e"] and store.session_count() == 3
 
 
 @pytest.mark.gen_test(timeout=30)

@@ -191,7 +191,7 @@ class MemoryStore(SessionStore):
         evicted = 0
         while evicted < count:
             if not self._expiries:
-                self._rebuild_expiries()  # only if an entry went missing; never loops
+                self._rebuild_expiries()  # an entry went missing: every session has one again
             expires_at, sid = heapq.heappop(self._expiries)
             record = self._sessions.get(sid)
             if record is not None and record.expires_at == expires_at:
