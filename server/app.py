@@ -63,7 +63,7 @@ def make_store(config: Config) -> SessionStore:
                           config.store.read_batching)
     from server.stores.memory import MemoryStore
 
-    return MemoryStore()
+    return MemoryStore(max_sessions=config.store.max_sessions)
 
 
 def make_provider(config: Config) -> LoginProvider:
@@ -101,6 +101,7 @@ class Minisession:
         policy = SessionPolicy(
             idle_timeout=s.idle_timeout, max_lifetime=s.max_lifetime, touch_after=s.touch_after,
             login_reuse_window=s.login_reuse_window, data_max_bytes=s.data_max_bytes,
+            data_max_values=s.data_max_values,
         )
         self.service = SessionService(self.store, SessionIdSigner(s.secrets), self.provider,
                                       self.clock, policy, Sealer(config.store.encryption_keys))

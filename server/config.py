@@ -105,6 +105,8 @@ class SessionConfig:
     cookie_secure: bool = False
     cookie_samesite: str = "Lax"
     data_max_bytes: int = 16384
+    #: Most JSON values (objects, arrays, strings, numbers...) session data may hold.
+    data_max_values: int = 1000
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,8 @@ class StoreConfig:
     #: FerretDB 1.x, where such a query scans the whole collection; "on" or "off" forces it.
     read_batching: str = "auto"
     encryption_keys: tuple[str, ...] = field(default=(), repr=False)
+    #: backend = "memory" only: most sessions held; past it, logins evict the closest to expiry.
+    max_sessions: int = 10000
 
 
 @dataclass(frozen=True)
@@ -382,6 +386,7 @@ _SCHEMA: dict[str, tuple[type, dict[str, Checker]]] = {
         "cookie_secure": _boolean,
         "cookie_samesite": _choice("Lax", "Strict", "None", ignore_case=True),
         "data_max_bytes": _positive_int,
+        "data_max_values": _positive_int,
     }),
     "store": (StoreConfig, {
         "backend": _choice("memory", "mongodb"),
@@ -392,6 +397,7 @@ _SCHEMA: dict[str, tuple[type, dict[str, Checker]]] = {
         "require_at_start": _boolean,
         "read_batching": _choice("auto", "on", "off"),
         "encryption_keys": _encryption_keys,
+        "max_sessions": _positive_int,
     }),
     "login": (LoginConfig, {
         "provider": _choice("wechat", "dev"),
@@ -658,6 +664,10 @@ def _build(data: dict, environ: Mapping[str, str]) -> Config:
                               f"'dev' lets anyone log in as anyone and is refused because "
                               f"{where}; use 'wechat' or bind to 127.0.0.1")
         notices.append(NOTICE_DEV_PROVIDER)
+    if value("store", "backend") == "memory" and exposed:
+        raise ConfigError("store.backend",
+                          f"'memory' keeps sessions in this one process, lost on restart, and is "
+                          f"refused because {where}; use 'mongodb' or bind to 127.0.0.1")
     signing = value("session", "secrets") if "secrets" in given["session"] else ()
     if not signing:
         if exposed or shared:

@@ -8,6 +8,8 @@ id a request carries, login reuse, and what session data may hold.
 import itertools
 import json
 import logging
+import math
+import re
 from dataclasses import dataclass
 
 from server.errors import ApiError
@@ -24,6 +26,7 @@ MAX_DATA_DEPTH = 32
 MAX_USER_AGENT = 256
 MAX_USER_ID_LENGTH = 256
 _INT64 = 2**63
+_SURROGATE = re.compile(r"[\ud800-\udfff]")  # lone surrogates (pairs decode to one char)
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class SessionPolicy:
     touch_after: int = 60
     login_reuse_window: int = 30
     data_max_bytes: int = 16384
+    data_max_values: int = 1000
 
 
 @dataclass
@@ -322,6 +326,12 @@ class SessionService:
                 413, "data_too_large",
                 f"session data would be {size} bytes; the limit is {self.policy.data_max_bytes}",
             )
+        # Bytes alone do not bound memory: "[]," is 3 bytes of JSON but ~60 in Python.
+        limit = self.policy.data_max_values
+        if _count_values(data, limit) > limit:
+            raise ApiError(413, "data_too_large",
+                           f"session data would hold more than {limit} values (objects, arrays, "
+                           f"strings, numbers...); store fewer")
 
 
 def check_user_id(user_id):
@@ -346,8 +356,22 @@ def validate_code(code) -> str:
     return code
 
 
+def _count_values(data: dict, limit: int) -> int:
+    """The JSON values inside ``data`` (not counting ``data`` itself), counted up to past
+    ``limit``."""
+    count = 0
+    pending = [data]
+    while pending and count <= limit:
+        items = pending.pop()
+        items = items.values() if isinstance(items, dict) else items
+        count += len(items)
+        pending.extend(item for item in items if isinstance(item, (dict, list)))
+    return count
+
+
 def _check_value(value, depth: int) -> None:
-    """Reject what the stores cannot keep faithfully: deep nesting, odd keys, huge integers."""
+    """Reject what the stores cannot keep faithfully, or could not serve back as JSON: deep
+    nesting, odd keys, huge integers, infinite numbers, lone surrogates, arrays in arrays."""
     if depth > MAX_DATA_DEPTH:
         raise ApiError(400, "invalid_data", f"session data is nested deeper than {MAX_DATA_DEPTH}")
     if isinstance(value, dict):
@@ -357,9 +381,30 @@ def _check_value(value, depth: int) -> None:
                 raise ApiError(400, "invalid_data",
                                f"invalid key {key[:40]!r}: keys must be non-empty and contain "
                                "no '.', no NUL and not start with '$'")
+            _check_text(key)
             _check_value(item, depth + 1)
     elif isinstance(value, list):
         for item in value:
+            if isinstance(item, list):
+                # FerretDB 1.x refuses them; refused on every backend so that all answer alike.
+                raise ApiError(400, "invalid_data",
+                               "arrays directly inside arrays are not supported: wrap the inner "
+                               "array in an object, e.g. [{\"items\": [...]}]")
             _check_value(item, depth + 1)
+    elif isinstance(value, str):
+        _check_text(value)
+    elif isinstance(value, float):
+        if not math.isfinite(value):  # 1e999 parses as infinity, which JSON cannot carry
+            raise ApiError(400, "invalid_data",
+                           "numbers in session data must be finite (1e999 is out of range)")
     elif isinstance(value, int) and not isinstance(value, bool) and not -_INT64 <= value < _INT64:
         raise ApiError(400, "invalid_data", "integers in session data must fit in 64 bits")
+
+
+def _check_text(text: str) -> None:
+    # JSON's "\ud800" escape decodes to a lone surrogate, which has no UTF-8 form: it could be
+    # neither stored (BSON) nor sent back.
+    if _SURROGATE.search(text):
+        raise ApiError(400, "invalid_data",
+                       "strings in session data must be valid Unicode (a \\uXXXX escape of a "
+                       "lone surrogate is not)")

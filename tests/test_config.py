@@ -458,6 +458,27 @@ def test_memory_store_is_a_notice():
     assert NOTICE_MEMORY_STORE not in parse_config(production(), {}).notices
 
 
+@pytest.mark.parametrize("host", PUBLIC_HOSTS)
+def test_memory_store_is_refused_on_a_public_host(host):
+    # Issue 11: one process's sessions, lost on restart, are no service to expose.
+    data = production(server={"host": host}, store={"backend": "memory"})
+    message = error(data)
+    assert "store.backend: 'memory'" in message and "server.host" in message
+    del data["store"]  # the default backend is memory too
+    assert "store.backend: 'memory'" in error(data)
+
+
+@pytest.mark.parametrize("host", LOOPBACK_HOSTS)
+def test_memory_store_on_loopback_is_bounded_by_max_sessions(host):
+    config = parse_config(local(server={"host": host}), {})
+    assert (config.store.backend, config.store.max_sessions) == ("memory", 10000)
+    config = parse_config(local(server={"host": host}, store={"max_sessions": 50}), {})
+    assert config.store.max_sessions == 50
+    assert "store.max_sessions: must be greater than 0" in error(local(store={"max_sessions": 0}))
+    assert "session.data_max_values: must be greater than 0" in error(
+        local(session={"data_max_values": 0}))
+
+
 # --------------------------------------------------------------------- secrets stay secret
 
 def test_no_error_message_contains_a_secret_value():

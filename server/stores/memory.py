@@ -3,9 +3,17 @@
 Single process only and lost on restart: fine for development and tests, not for production
 (use ``backend = "mongodb"``). Each method runs without awaiting, so on one event loop every
 method is atomic, which is what the contract's concurrency guarantees need.
+
+Bounded (``store.max_sessions``): at the cap, a login evicts the session closest to expiry,
+which is the least recently used one (or one near its ``max_lifetime``): the users it costs a
+re-login are those about to need one anyway, and a flood of logins cannot lock new users out.
+A user's record (``session_key``, recent login) is dropped with its last session, at the next
+purge, unless it holds a binding.
 """
 
 import copy
+import heapq
+import logging
 
 from server.stores.base import (
     Binding,
@@ -14,6 +22,10 @@ from server.stores.base import (
     SessionStore,
     UserLogin,
 )
+
+log = logging.getLogger("minisession.store")
+
+EVICTION_LOG_INTERVAL = 60.0  # seconds between two warnings that the store is full
 
 
 class _User:
@@ -28,9 +40,19 @@ class _User:
 
 
 class MemoryStore(SessionStore):
-    def __init__(self) -> None:
+    def __init__(self, max_sessions: int | None = None) -> None:
+        """``max_sessions``: the most sessions held at once (None: no limit)."""
         self._sessions: dict[str, SessionRecord] = {}
         self._users: dict[str, _User] = {}
+        self._max_sessions = max_sessions
+        # A heap of (expires_at, id), one entry per expiry a session has had: the one closest
+        # to expiry is found without a scan. Outdated entries are skipped when popped.
+        self._expiries: list[tuple[float, str]] = []
+        self._warned_full_at: float | None = None
+
+    def session_count(self) -> int:
+        """How many sessions are held (expired ones included until purged or evicted)."""
+        return len(self._sessions)
 
     async def login(self, login: UserLogin, candidate: SessionRecord, reuse_since: float | None,
                     now: float) -> LoginOutcome:
@@ -41,7 +63,10 @@ class MemoryStore(SessionStore):
             if recent is not None and recent.expires_at > now:
                 return LoginOutcome(copy.deepcopy(recent), True, user.recent_sealed_id)
         candidate.user_id = user.binding.user_id if user.binding else None
+        if self._max_sessions is not None and len(self._sessions) >= self._max_sessions:
+            self._evict(len(self._sessions) - self._max_sessions + 1, now)
         self._sessions[candidate.id] = copy.deepcopy(candidate)
+        self._note_expiry(candidate.id, candidate.expires_at)
         user.recent_session_id, user.recent_at = candidate.id, now
         user.recent_sealed_id = login.sealed_session_id
         return LoginOutcome(candidate, False, login.sealed_session_id)
@@ -62,7 +87,9 @@ class MemoryStore(SessionStore):
         record = self._sessions.get(session_id)
         if record is not None:
             record.touched_at = max(record.touched_at, touched_at)
-            record.expires_at = max(record.expires_at, expires_at)
+            if expires_at > record.expires_at:
+                record.expires_at = expires_at
+                self._note_expiry(session_id, expires_at)
 
     async def delete(self, session_id: str) -> bool:
         return self._sessions.pop(session_id, None) is not None
@@ -93,6 +120,7 @@ class MemoryStore(SessionStore):
             return None
         record.id = new_id
         self._sessions[new_id] = record
+        self._note_expiry(new_id, record.expires_at)
         return copy.deepcopy(record)
 
     def _matching(self, openid, user_id):
@@ -140,4 +168,43 @@ class MemoryStore(SessionStore):
         expired = [sid for sid, record in self._sessions.items() if record.expires_at <= now]
         for sid in expired:
             del self._sessions[sid]
+        self._prune_users()
+        # A dict keeps its table at its largest size after deletions: copies are sized to what
+        # is left (O(n), as the scan above, once per purge interval).
+        self._sessions, self._users = dict(self._sessions), dict(self._users)
+        self._rebuild_expiries()
         return len(expired)
+
+    # -- bounds ----------------------------------------------------------------------------
+
+    def _note_expiry(self, session_id: str, expires_at: float) -> None:
+        heapq.heappush(self._expiries, (expires_at, session_id))
+        if len(self._expiries) > 2 * len(self._sessions) + 1024:
+            self._rebuild_expiries()  # mostly outdated entries (slid expiries, ended sessions)
+
+    def _rebuild_expiries(self) -> None:
+        self._expiries = [(record.expires_at, sid) for sid, record in self._sessions.items()]
+        heapq.heapify(self._expiries)
+
+    def _evict(self, count: int, now: float) -> None:
+        """End the ``count`` sessions closest to expiry (expired ones first)."""
+        evicted = 0
+        while evicted < count:
+            if not self._expiries:
+                self._rebuild_expiries()  # an entry went missing: every session has one again
+            expires_at, sid = heapq.heappop(self._expiries)
+            record = self._sessions.get(sid)
+            if record is not None and record.expires_at == expires_at:
+                del self._sessions[sid]
+                evicted += 1
+        if self._warned_full_at is None or now - self._warned_full_at >= EVICTION_LOG_INTERVAL:
+            self._warned_full_at = now
+            log.warning("memory store full (store.max_sessions = %d): logins end the sessions "
+                        "closest to expiry", self._max_sessions)
+
+    def _prune_users(self) -> None:
+        """Forget users with no session left and no binding: nothing of theirs is needed."""
+        owners = {record.openid for record in self._sessions.values()}
+        for openid in [openid for openid, user in self._users.items()
+                       if user.binding is None and openid not in owners]:
+            del self._users[openid]

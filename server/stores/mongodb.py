@@ -87,7 +87,9 @@ def _guard(method):
             if isinstance(exc, ConnectionFailure) or exc.timeout:
                 log.warning("MongoDB unreachable during %s: %s", method.__name__, type(exc).__name__)
             else:
-                log.error("MongoDB error during %s: %s", method.__name__, exc)
+                # The type and code only: the server's message may quote the document (data).
+                log.error("MongoDB error during %s: %s (code %s)", method.__name__,
+                          type(exc).__name__, getattr(exc, "code", None))
             raise StoreUnavailable() from None
 
     return wrapper
