@@ -180,8 +180,7 @@ class _Acceptor:
                 return  # stopped by a connection's callback
             if server.open_connections >= server.max_connections:
                 server.at_cap.warn(server.max_connections)
-                server.make_room()  # its close resumes us; else we look again after BACKOFF
-                self._pause()
+                self._make_room()
                 return
             try:
                 connection, address = self.sock.accept()
@@ -194,7 +193,14 @@ class _Acceptor:
                     raise
                 server.out_of_fds.warn(errno.errorcode[err.errno], server.open_connections,
                                        BACKOFF)
-                server.make_room()
-                self._pause()
+                self._make_room()
                 return
             server._handle_connection(connection, address)
+
+    def _make_room(self) -> None:
+        """Stop accepting; resume when a connection closes, or after BACKOFF."""
+        self._pause()
+        # On the next pass of the loop: the connections just accepted start serving (and so
+        # become known as idle) on that pass, before this runs. Chosen now, the room would be
+        # made by closing an older connection instead of one of them.
+        self.loop.add_callback(self.server.make_room)
