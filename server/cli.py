@@ -9,8 +9,6 @@ import sys
 
 from tornado.netutil import bind_sockets
 
-from server.connection_limits import connection_cap, raise_fd_limit
-
 log = logging.getLogger("minisession")
 
 
@@ -89,6 +87,8 @@ def _serve_command(args) -> int:
     _setup_logging(config.log.level)
     for notice in config.notices:
         log.warning("%s", notice)
+    from server.connection_limits import connection_cap, raise_fd_limit
+
     # Before forking: the workers inherit the limit (and the warning is given once).
     max_connections = connection_cap(config.server.max_connections, raise_fd_limit())
     # Bound before anything else (and before forking workers, who then share the socket).

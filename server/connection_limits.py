@@ -3,15 +3,15 @@
 Tornado's accept loop (``tornado.netutil.add_accept_handler``, 6.5) has no cap, and when
 ``accept()`` fails for want of a file descriptor (EMFILE) it lets the error escape: the
 listening socket stays readable, so the event loop calls it again at once, for ever, logging a
-traceback each time (measured: 200 idle connections against RLIMIT_NOFILE = 128 burned 2.7 CPU
-seconds and wrote 7.7 MB of log in 5 s). :class:`CappedHTTPServer` replaces that loop:
+traceback each time (measured: 200 idle connections against RLIMIT_NOFILE = 128 burned 2.7 to
+3.7 CPU seconds and wrote 8 to 12 MB of log in 5 s). :class:`CappedHTTPServer` replaces that loop:
 
 - at ``server.max_connections`` open connections it stops accepting. New connections wait in
   the kernel's backlog rather than being accepted and closed: a client that waits is served as
   soon as there is room, and with pre-forked workers (which share the listening socket) another
   worker may take it meanwhile. To make room, it closes the oldest connection that waits for a
-  request (an idle keep-alive one, or one that has sent no complete request yet); a connection
-  with a request in flight is never closed. So a health check gets through even when idle
+  request, preferring one that has sent no complete request yet (a flood) to an idle
+  keep-alive one; a connection with a request in flight is never closed. So a health check gets through even when idle
   connections fill the cap; when every connection is busy, it waits for one to finish.
 - when ``accept()`` fails with EMFILE/ENFILE (descriptors taken by something else: the
   store's pool, a low limit), it makes room the same way and stops reading the listening socket

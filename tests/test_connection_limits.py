@@ -13,15 +13,12 @@ where the test needs one, and real TCP connections that send nothing:
 Nothing here touches a store beyond /healthz: the memory store suffices.
 """
 
-import contextlib
 import errno
 import resource
 import socket
 import time
 
-import pytest
-
-from tests.processes import ServerProcess, server_config, wait_for
+from tests.processes import ServerProcess, server_config
 from tests.rawhttp import connect, drain, exchange, read_response, request, send
 
 MEASURE = 5.0  # seconds, as in the issue
