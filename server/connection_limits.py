@@ -11,8 +11,9 @@ traceback each time (measured: 200 idle connections against RLIMIT_NOFILE = 128 
   soon as there is room, and with pre-forked workers (which share the listening socket) another
   worker may take it meanwhile. To make room, it closes the oldest connection that waits for a
   request, preferring one that has sent no complete request yet (a flood) to an idle
-  keep-alive one; a connection with a request in flight is never closed. So a health check gets through even when idle
-  connections fill the cap; when every connection is busy, it waits for one to finish.
+  keep-alive one; a connection with a request in flight is never closed. So a health check
+  gets through even when idle connections fill the cap; when every connection is busy, it
+  waits for one to finish.
 - when ``accept()`` fails with EMFILE/ENFILE (descriptors taken by something else: the
   store's pool, a low limit), it makes room the same way and stops reading the listening socket
   for :data:`BACKOFF` seconds (or until a connection closes), instead of spinning.
