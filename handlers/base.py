@@ -113,6 +113,12 @@ class ApiHandler(tornado.web.RequestHandler):
         length = ",".join(lengths) if lengths else None
         encoding = ",".join(encodings) if encodings else None
         if encoding is not None:
+            if self.request.version == "HTTP/1.0":
+                # RFC 9112, 6.1: the framing of such a message is faulty: refuse it and close,
+                # so that nothing sent after it on the connection is read as a request. Its
+                # keep-alive wish is void: without this, Tornado would answer "Keep-Alive".
+                headers["Connection"] = "close"
+                raise _bad_framing("Transfer-Encoding is not allowed in an HTTP/1.0 request")
             if length is not None:
                 raise _bad_framing("Transfer-Encoding and Content-Length must not be combined")
             if encoding.strip().lower() != "chunked":

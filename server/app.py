@@ -21,6 +21,7 @@ from handlers.session import (
     SessionDataHandler,
     SessionHandler,
 )
+from server import log_redaction
 from server.client_address import parse_networks
 from server.clock import SystemClock
 from server.config import Config
@@ -93,6 +94,8 @@ class Minisession:
                  provider: LoginProvider | None = None, extra_routes=()):
         """``extra_routes``: your own ``(pattern, handler)`` pairs, served beside ours; see
         :class:`handlers.extend.SessionRequestHandler`."""
+        # Here, not in the command: a server embedded in another program needs it as much.
+        log_redaction.install()
         self.config = config
         self.clock = clock or SystemClock()
         self.store = store or make_store(config)

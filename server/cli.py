@@ -20,8 +20,9 @@ def _setup_logging(level: str) -> None:
     )
 
 
-async def _serve(config, sockets) -> int:
-    """Serve on ``sockets`` (bound already) until SIGTERM/SIGINT, then drain; exit status."""
+async def _serve(config, sockets, max_connections: int) -> int:
+    """Serve on ``sockets`` (bound already), holding at most ``max_connections`` connections,
+    until SIGTERM/SIGINT, then drain; exit status."""
     from server.app import Minisession
     from server.http_options import make_http_server
 
@@ -33,7 +34,7 @@ async def _serve(config, sockets) -> int:
               f"({config.store.timeout:g} s) and store.require_at_start = true: not starting",
               file=sys.stderr)
         return 1
-    http, tracker = make_http_server(server_app.application, config)
+    http, tracker = make_http_server(server_app.application, config, max_connections)
     http.add_sockets(sockets)
     port = sockets[0].getsockname()[1]
     log.info("minisession listening on http://%s:%d (store: %s, login: %s, pid %d)",
@@ -87,6 +88,10 @@ def _serve_command(args) -> int:
     _setup_logging(config.log.level)
     for notice in config.notices:
         log.warning("%s", notice)
+    from server.connection_limits import connection_cap, raise_fd_limit
+
+    # Before forking: the workers inherit the limit (and the warning is given once).
+    max_connections = connection_cap(config.server.max_connections, raise_fd_limit())
     # Bound before anything else (and before forking workers, who then share the socket).
     try:
         sockets = bind_sockets(config.server.port, address=config.server.host)
@@ -95,10 +100,11 @@ def _serve_command(args) -> int:
               f"{exc.strerror}", file=sys.stderr)
         return 1
     if config.server.workers == 1:
-        return asyncio.run(_serve(config, sockets))
+        return asyncio.run(_serve(config, sockets, max_connections))
     from server.workers import run_workers
 
-    return run_workers(config.server.workers, lambda: asyncio.run(_serve(config, sockets)))
+    return run_workers(config.server.workers,
+                       lambda: asyncio.run(_serve(config, sockets, max_connections)))
 
 
 def _check_command(args) -> int:

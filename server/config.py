@@ -85,6 +85,8 @@ class ServerConfig:
     max_body_size: int = 65536
     max_header_size: int = 16384
     client_timeout: float = 20.0
+    #: Connections one process holds at most (see server/connection_limits.py).
+    max_connections: int = 1000
     shutdown_grace: float = 10.0
     #: Pre-forked processes sharing the listening socket (see server/workers.py).
     workers: int = 1
@@ -371,6 +373,7 @@ _SCHEMA: dict[str, tuple[type, dict[str, Checker]]] = {
         "max_body_size": _positive_int,
         "max_header_size": _positive_int,
         "client_timeout": _timeout,
+        "max_connections": _positive_int,
         "shutdown_grace": _timeout,
         "workers": _positive_int,
         "trusted_proxies": _networks,

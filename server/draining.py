@@ -56,6 +56,27 @@ class RequestTracker(httputil.HTTPServerConnectionDelegate):
         request.delegate = self.application.start_request(server_conn, request.connection)
         return request
 
+    def close_an_idle_connection(self) -> bool:
+        """Close a connection that waits for a request, to make room for a new client (see
+        server/connection_limits.py); False when every connection has a request in flight.
+
+        The oldest one that has not sent a complete request yet goes first (idle since its
+        connect, or trickling its headers: what a flood of connections looks like), then the
+        oldest kept-alive one, whose client reconnects as after ``client_timeout``.
+        """
+        kept_alive = None
+        for connection in list(self._connections.values()):  # oldest first
+            server_conn = connection.get()
+            if server_conn is None or not connection.idle or server_conn.stream.closed():
+                continue
+            if not connection.served:
+                _close(server_conn)
+                return True
+            kept_alive = kept_alive or server_conn
+        if kept_alive is not None:
+            _close(kept_alive)
+        return kept_alive is not None
+
     def _live(self) -> list:
         """The connections still open (or closing)."""
         found = (connection.get() for connection in list(self._connections.values()))
@@ -99,15 +120,17 @@ def _close(server_conn) -> None:
 
 
 class _Connection:
-    """One client connection, as the tracker knows it: waiting for a request, or not."""
+    """One client connection, as the tracker knows it: waiting for a request, or not, and
+    whether it ever sent one."""
 
-    __slots__ = ("get", "idle")
+    __slots__ = ("get", "idle", "served")
 
     def __init__(self, server_conn, registry: dict):
         key = id(server_conn)
         # get() returns the connection, or None once it is gone (then it leaves the registry).
         self.get = weakref.ref(server_conn, lambda _: registry.pop(key, None))
         self.idle = True
+        self.served = False  # a request has been accepted on it
         registry[key] = self
 
 
@@ -132,6 +155,7 @@ class _TrackedRequest(httputil.HTTPMessageDelegate):
             return None
         self.in_flight = True
         self.client.idle = False
+        self.client.served = True
         tracker.in_flight += 1
         tracker.accepted += 1
         prepared = self.delegate.headers_received(start_line, headers)

@@ -9,11 +9,13 @@ our code runs, so they only matter if something slipped past the handler.
 ``server.client_timeout`` bounds slow clients (slowloris): a client gets that long to send its
 request line and headers (which is also how long an idle keep-alive connection stays open),
 and that long again for its body. Then the connection is closed without an answer.
+
+``server.max_connections`` caps the connections one process holds; see
+``server.connection_limits`` for what happens at the cap and when file descriptors run out.
 """
 
-from tornado.httpserver import HTTPServer
-
 from server.config import Config
+from server.connection_limits import CappedHTTPServer
 from server.draining import RequestTracker
 
 #: How far above the configured body limit Tornado itself stops reading. Chunked bodies are
@@ -55,8 +57,14 @@ def http_server_options(config: Config) -> dict:
     }
 
 
-def make_http_server(application, config: Config) -> tuple[HTTPServer, RequestTracker]:
+def make_http_server(application, config: Config, max_connections: int | None = None,
+                     ) -> tuple[CappedHTTPServer, RequestTracker]:
     """The application behind a :class:`RequestTracker` (graceful shutdown), with the options
-    above: the server ``minisession serve`` runs, and the one every test server should be."""
+    above, holding at most ``max_connections`` (default ``server.max_connections``) connections
+    (server/connection_limits.py): the server ``minisession serve`` runs, and the one every
+    test server should be."""
     tracker = RequestTracker(application)
-    return HTTPServer(tracker, **http_server_options(config)), tracker
+    server = CappedHTTPServer(
+        tracker, max_connections=max_connections or config.server.max_connections,
+        make_room=tracker.close_an_idle_connection, **http_server_options(config))
+    return server, tracker

@@ -5,11 +5,16 @@ Secrets are collected where they are born, whoever makes them:
 
 - every session token signed, and its raw id (``SessionIdSigner.sign``);
 - every value sealed for the store: WeChat session_keys and raw ids (``Sealer.seal``);
-- every signing secret, encryption key, WeChat app secret and MongoDB URI a server was
-  configured with (``Minisession.__init__``).
+- every signing secret, encryption key, admin API key, WeChat app secret and MongoDB URI a
+  server was configured with (``Minisession.__init__``).
 
 A secret is looked for whole; short values (under 12 characters) are skipped, since they
 would match by chance.
+
+The spies are installed once, when this module is imported, not per test: a secret born in a
+module- or session-scoped fixture (a token signed before the first test of a module runs) is
+watched in every test that follows, not only in the test during which it was made. Secrets born
+inside a test are watched in that test only, which keeps the check cheap.
 """
 
 import logging
@@ -38,34 +43,49 @@ class _Capture(logging.Handler):
         self.lines.append(f"{record.name}: {text}")
 
 
-@pytest.fixture(autouse=True)
-def no_secrets_in_logs(monkeypatch, request):
-    secrets: set[str] = set()
+#: Secrets born outside any test (in fixtures of a wider scope, or at import): watched always.
+_ambient: set[str] = set()
+#: Secrets born during the running test; None between tests.
+_current: set[str] | None = None
 
+
+def _watch(*values: str) -> None:
+    (_ambient if _current is None else _current).update(values)
+
+
+def _install_spies() -> None:
     sign = SessionIdSigner.sign
 
     def spy_sign(self, raw):
         token = sign(self, raw)
-        secrets.update((token, raw))
+        _watch(token, raw)
         return token
 
     seal = Sealer.seal
 
     def spy_seal(self, plaintext, context):
-        secrets.add(plaintext)
+        _watch(plaintext)
         return seal(self, plaintext, context)
 
     init = Minisession.__init__
 
     def spy_init(self, config, **kwargs):
-        secrets.update(config.session.secrets)
-        secrets.update(config.store.encryption_keys)
-        secrets.update(v for v in (config.wechat.secret, config.store.mongodb_uri) if v)
+        _watch(*config.session.secrets, *config.store.encryption_keys, *config.admin.api_keys,
+               *(v for v in (config.wechat.secret, config.store.mongodb_uri) if v))
         init(self, config, **kwargs)
 
-    monkeypatch.setattr(SessionIdSigner, "sign", spy_sign)
-    monkeypatch.setattr(Sealer, "seal", spy_seal)
-    monkeypatch.setattr(Minisession, "__init__", spy_init)
+    SessionIdSigner.sign = spy_sign
+    Sealer.seal = spy_seal
+    Minisession.__init__ = spy_init
+
+
+_install_spies()
+
+
+@pytest.fixture(autouse=True)
+def no_secrets_in_logs():
+    global _current
+    _current = secrets = set()
 
     capture = _Capture()
     root = logging.getLogger()
@@ -77,6 +97,8 @@ def no_secrets_in_logs(monkeypatch, request):
     finally:
         root.removeHandler(capture)
         root.setLevel(level)
+        _current = None
+    secrets |= _ambient
     text = "\n".join(capture.lines)
     leaked = sorted(s for s in secrets if len(s) >= MIN_LENGTH and s in text)
     if leaked:

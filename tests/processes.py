@@ -9,6 +9,7 @@ import base64
 import dataclasses
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -126,12 +127,18 @@ class _Process:
         self.process: subprocess.Popen | None = None
         self.port: int | None = None
 
-    def _spawn(self, args: list[str], timeout: float) -> None:
+    def _spawn(self, args: list[str], timeout: float,
+               fd_limit: tuple[int, int] | None = None) -> None:
+        """``fd_limit``: the child's RLIMIT_NOFILE (soft, hard), set before it starts."""
+        def limit_fds() -> None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, fd_limit)
+
         with open(self.log_path, "ab") as log:
             self._log_start = log.tell()
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "server.cli", *args], cwd=ROOT, env=_child_env(),
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                preexec_fn=limit_fds if fd_limit else None)
         try:
             self.port = int(wait_for(self._port_from_log, timeout, what=f"{self.name} listening"))
         except TimeoutError:
@@ -206,6 +213,16 @@ class _Process:
         """How many file descriptors the process has open (sockets included)."""
         return len(os.listdir(f"/proc/{self.pid}/fd"))
 
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time the process has used so far."""
+        with open(f"/proc/{self.pid}/stat") as stat:
+            # Fields 14 and 15 (utime, stime), counted after the ")" that ends the name.
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def log_bytes(self) -> int:
+        return self.log_path.stat().st_size
+
     def rss_kib(self) -> int:
         with open(f"/proc/{self.pid}/status") as status:
             for line in status:
@@ -235,9 +252,10 @@ class ServerProcess(_Process):
                 *(v for v in (config.get("wechat", {}).get("secret"),) if v),
                 *config.get("admin", {}).get("api_keys", ())}
 
-    def start(self, timeout: float = 20) -> "ServerProcess":
+    def start(self, timeout: float = 20,
+              fd_limit: tuple[int, int] | None = None) -> "ServerProcess":
         self.config_path.write_text(to_toml(self.config))
-        self._spawn(["serve", "--config", str(self.config_path)], timeout)
+        self._spawn(["serve", "--config", str(self.config_path)], timeout, fd_limit)
         return self
 
     def ready(self) -> bool:

@@ -316,6 +316,16 @@ TABLE = [
     # --- Request lines and versions -------------------------------------------------------------
     Case("http-1.0", get("/healthz", version="HTTP/1.0"), 200, closes=True,
          expect={"status": "ok"}),
+    # RFC 9112, 6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing; refused,
+    # and the connection closed, so that the pipelined request behind it is never answered.
+    Case("http-1.0-chunked-keep-alive", request("POST", "/login", [
+        ("Transfer-Encoding", "chunked"), ("Connection", "keep-alive")],
+        b'12\r\n{"code":"dev:eve"}\r\n0\r\n\r\n' + get("/healthz"), version="HTTP/1.0",
+        length=False), 400, "bad_request", closes=True),
+    Case("http-1.0-get-chunked-keep-alive", request("GET", "/healthz", [
+        ("Transfer-Encoding", "chunked"), ("Connection", "keep-alive")],
+        b"0\r\n\r\n" + get("/healthz"), version="HTTP/1.0", length=False),
+        400, "bad_request", closes=True),
     _bare("http-2.0", get("/healthz", version="HTTP/2.0")),
     _bare("http-0.9", b"GET /healthz\r\n\r\n"),
     _bare("http-version-lower-case", get("/healthz", version="http/1.1")),
@@ -545,6 +555,21 @@ def test_slow_clients_are_dropped_while_others_are_served(live, slow):
     assert received == b"", "a slow client gets no answer, only a closed connection"
     # Disconnected by the timeout, not before it and not much after.
     assert CLIENT_TIMEOUT * 0.9 <= elapsed <= CLIENT_TIMEOUT + 1.0, elapsed
+
+
+def test_http_1_0_with_transfer_encoding_is_refused_and_the_connection_closed(live):
+    """RFC 9112, 6.1: the answer says Connection: close, and the pipelined request behind
+    the refused one is never read."""
+    pipelined = request("POST", "/login", [
+        ("Transfer-Encoding", "chunked"), ("Connection", "keep-alive")],
+        b'12\r\n{"code":"dev:eve"}\r\n0\r\n\r\n', version="HTTP/1.0", length=False)
+    with connect(live.port) as sock:
+        send(sock, pipelined + get("/healthz"))
+        response = read_response(sock)
+        closed, after = drain(sock)
+    assert (response.status, response.error) == (400, "bad_request")
+    assert response.header("Connection") == "close"
+    assert closed and after == b"", "the pipelined request was answered"
 
 
 def test_keep_alive_survives_well_formed_requests(live):
