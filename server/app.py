@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import logging
+import re
 
 import tornado.web
 from tornado.ioloop import PeriodicCallback
@@ -79,12 +80,30 @@ def make_provider(config: Config) -> LoginProvider:
 
 
 def log_request(handler: tornado.web.RequestHandler) -> None:
-    """Access log without the query string: ``GET /login?code=`` must not log the code."""
+    """Access log of the route, never of what the client put in the URL.
+
+    No query string (``GET /login?code=`` must not log the code), and no path the client
+    chose: an unknown path is logged as ``(no route)`` (a client may have pasted its id in
+    it), and the arguments of a route are left out (``/admin/bindings/{}``: an openid).
+    """
     request = handler.request
     status = handler.get_status()
     level = logging.INFO if status < 500 else logging.WARNING
-    access_log.log(level, "%d %s %s %.1fms", status, request.method, request.path,
+    access_log.log(level, "%d %s %s %.1fms", status, request.method, _route_of(handler),
                    1000.0 * request.request_time())
+
+
+def _route_of(handler: tornado.web.RequestHandler) -> str:
+    if isinstance(handler, NotFoundHandler):
+        return "(no route)"
+    if handler.path_args or handler.path_kwargs:
+        return _ROUTE_TEMPLATES.get(type(handler), f"({type(handler).__name__})")
+    return handler.request.path
+
+
+#: Each route that takes arguments, as logged: "/admin/bindings/([^/]+)" -> "/admin/bindings/{}".
+_ROUTE_TEMPLATES = {handler: re.sub(r"\([^)]*\)", "{}", pattern)
+                    for pattern, handler in ROUTES if "(" in pattern}
 
 
 class Minisession:

@@ -60,6 +60,9 @@ from server.stores.base import (
 )
 
 log = logging.getLogger("minisession.store")
+# The driver's DEBUG logging writes whole commands and replies (session data, sealed values,
+# storage keys): never on, whatever log.level the operator chose.
+logging.getLogger("pymongo").setLevel(logging.INFO)
 
 _NOT_IMPLEMENTED = 238  # MongoDB's error code for NotImplemented, as FerretDB answers TTL indexes
 _CLAIM_ATTEMPTS = 5
