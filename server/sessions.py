@@ -236,8 +236,8 @@ class SessionService:
         return await self.store.delete_sessions(openid=openid, user_id=user_id)
 
     async def revoke_handle(self, handle: str) -> bool:
-        """End one session by its listing handle (its storage key); False if there is none."""
-        return await self.store.delete(handle)
+        """End one session by its listing handle (kept across rotations); False if none."""
+        return await self.store.revoke_handle(handle, self.clock.now())
 
     async def rotate(self, session: ActiveSession) -> ActiveSession:
         """Move the session to a fresh id (after a privilege change); the old id stops working.

@@ -34,6 +34,13 @@ class SessionRecord:
     #: Where the login came from, for the admin listing of a user's sessions.
     client_ip: str | None = None
     user_agent: str | None = None
+    #: What the admin listing calls this session: its first storage key, kept across
+    #: rotations (:meth:`SessionStore.rename`), so a handle ends the session whatever its id.
+    handle: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.handle is None:
+            self.handle = self.id
 
 
 @dataclass
@@ -115,7 +122,10 @@ class SessionStore:
     async def rename(self, session_id: str, new_id: str) -> SessionRecord | None:
         """Move a session to a new id (id rotation); the old id no longer finds it.
 
-        Returns the moved session, or None when ``session_id`` does not exist.
+        The session keeps its ``handle``. Returns the moved session, or None when
+        ``session_id`` does not exist. Revocation wins over rotation: once
+        :meth:`delete_sessions` or :meth:`revoke_handle` has returned, a rename that was under
+        way leaves no session behind and returns None.
         """
         raise NotImplementedError
 
@@ -143,6 +153,11 @@ class SessionStore:
     async def delete_sessions(self, openid: str | None = None,
                               user_id: str | int | None = None) -> int:
         """End every session of an openid and/or a bound user; return how many."""
+        raise NotImplementedError
+
+    async def revoke_handle(self, handle: str, now: float) -> bool:
+        """End the session a listing ``handle`` names, under whichever id it has now; False
+        when no session has it (or it was being rotated, in which case the rotation fails)."""
         raise NotImplementedError
 
     async def purge_expired(self, now: float) -> int:

@@ -136,6 +136,13 @@ class MemoryStore(SessionStore):
             del self._sessions[sid]
         return len(doomed)
 
+    async def revoke_handle(self, handle: str, now: float) -> bool:
+        # A scan: an admin call, rare next to the requests a handle index would slow down.
+        doomed = [sid for sid, record in self._sessions.items() if record.handle == handle]
+        for sid in doomed:
+            del self._sessions[sid]
+        return bool(doomed)
+
     async def purge_expired(self, now: float) -> int:
         expired = [sid for sid, record in self._sessions.items() if record.expires_at <= now]
         for sid in expired:

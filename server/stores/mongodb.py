@@ -7,15 +7,23 @@ until 2027-05-14); switching means changing the import and the client constructo
 Collections:
 
 - ``sessions``: ``{_id: storage key, openid, unionid, created_at, touched_at, expires_at,
-  data}``; the storage key is a SHA-256 of the session id, so the collection holds no usable id,
-  indexed on ``openid`` and on ``expires_at`` (a TTL index where the server has them, so MongoDB
-  deletes expired sessions itself; FerretDB 1.x answers NotImplemented, and the server then
-  purges periodically).
+  data, handle, generation}``; the storage key is a SHA-256 of the session id, so the
+  collection holds no usable id, indexed on ``openid``, ``handle`` and on ``expires_at`` (a TTL
+  index where the server has them, so MongoDB deletes expired sessions itself; FerretDB 1.x
+  answers NotImplemented, and the server then purges periodically).
 - ``users``: one document per openid: ``{_id: openid, session_key (sealed), unionid,
-  login_at, recent_session_id, recent_sealed_id, recent_at}``. The ``recent_*`` fields make
-  concurrent logins converge: the session is claimed with a compare-and-set on that single
-  document, and ``recent_sealed_id`` (the raw id, AES-GCM sealed) lets later logins in the
-  reuse window be handed the same id.
+  login_at, recent_session_id, recent_sealed_id, recent_at, generation}``. The ``recent_*``
+  fields make concurrent logins converge: the session is claimed with a compare-and-set on that
+  single document, and ``recent_sealed_id`` (the raw id, AES-GCM sealed) lets later logins in
+  the reuse window be handed the same id.
+- ``revoked_handles``: ``{_id: handle, expires_at}``, an hour-long trace of each revoke by
+  handle.
+
+Rotation moves a session to a new ``_id`` (delete, then insert), and a revoke running in between
+would find nothing. So revokes leave a mark first and a rename looks for it after its insert,
+deleting its own insert if it finds one: a revoke of all of a user's sessions bumps the user's
+``generation`` (which each session copies when it is created), a revoke by handle records the
+handle in ``revoked_handles``. Reads stay one query; only a rename pays the check.
 - ``locks``: only on servers whose updates are not atomic (below).
 
 Session reads that start in the same pass of the event loop are sent as one
@@ -64,6 +72,8 @@ log = logging.getLogger("minisession.store")
 _NOT_IMPLEMENTED = 238  # MongoDB's error code for NotImplemented, as FerretDB answers TTL indexes
 _CLAIM_ATTEMPTS = 5
 _SYNC_ATTEMPTS = 5
+# How long a revoked handle is remembered: far longer than any rename can be under way.
+_REVOKED_HANDLE_SECONDS = 3600
 
 
 def _dt(seconds: float) -> datetime:
@@ -127,6 +137,7 @@ class MongoStore(SessionStore):
         self._sessions = db["sessions"]
         self._users = db["users"]
         self._locks = db["locks"]
+        self._revoked_handles = db["revoked_handles"]
 
     @_guard
     async def open(self) -> None:
@@ -151,14 +162,17 @@ class MongoStore(SessionStore):
         self._reads = ReadBatcher(self._find_sessions) if batch else None
         await self._sessions.create_index("openid")
         await self._sessions.create_index("user_id")
+        await self._sessions.create_index("handle")
         try:
-            await self._sessions.create_index("expires_at", name="expires_at_ttl",
+            for collection in (self._sessions, self._revoked_handles):
+                await collection.create_index("expires_at", name="expires_at_ttl",
                                               expireAfterSeconds=0)
             self.needs_purge = False
         except OperationFailure as exc:
             if exc.code != _NOT_IMPLEMENTED:
                 raise
             await self._sessions.create_index("expires_at")
+            await self._revoked_handles.create_index("expires_at")
             self.needs_purge = True
             log.warning("this MongoDB server does not implement TTL indexes (FerretDB 1.x): "
                         "expired sessions are purged every store.purge_interval seconds instead")
@@ -233,16 +247,20 @@ class MongoStore(SessionStore):
             expires_at=doc["expires_at"].timestamp(), data=doc.get("data") or {},
             user_id=doc.get("user_id"), client_ip=doc.get("client_ip"),
             user_agent=doc.get("user_agent"),
+            # Sessions stored before handles were kept across rotations: the key was the handle.
+            handle=doc.get("handle", doc["_id"]),
         )
 
     @staticmethod
-    def _document(record: SessionRecord) -> dict:
+    def _document(record: SessionRecord, user: dict) -> dict:
+        """A new session of ``user`` (its document as read), at the user's revocation generation."""
         return {
             "_id": record.id, "openid": record.openid, "unionid": record.unionid,
             "created_at": _dt(record.created_at), "touched_at": _dt(record.touched_at),
             "expires_at": _dt(record.expires_at), "data": record.data,
             "user_id": record.user_id, "client_ip": record.client_ip,
-            "user_agent": record.user_agent,
+            "user_agent": record.user_agent, "handle": record.handle,
+            "generation": user.get("generation", 0),
         }
 
     async def _record_login(self, login: UserLogin, now: float) -> dict:
@@ -279,7 +297,7 @@ class MongoStore(SessionStore):
                  "recent_at": _dt(now)}
         mine = LoginOutcome(candidate, False, login.sealed_session_id)
         if reuse_since is None:
-            await self._sessions.insert_one(self._document(candidate))
+            await self._sessions.insert_one(self._document(candidate, user))
             await self._users.update_one({"_id": login.openid}, {"$set": claim})
             return mine
 
@@ -296,7 +314,7 @@ class MongoStore(SessionStore):
                                         user.get("recent_sealed_id", ""))
             # Insert before claiming, so whoever reads the claim finds the session in place.
             if not inserted:
-                await self._sessions.insert_one(self._document(candidate))
+                await self._sessions.insert_one(self._document(candidate, user))
                 inserted = True
             claimed = await self._users.update_one(
                 {"_id": login.openid, "recent_session_id": recent_id}, {"$set": claim})
@@ -368,10 +386,21 @@ class MongoStore(SessionStore):
         if doc is None:
             return None
         doc["_id"] = new_id
+        doc.setdefault("handle", session_id)
         await self._sessions.insert_one(doc)
+        if await self._revoked_since_issued(doc):
+            # A revoke ran while the session was between ids and could not see it.
+            await self._sessions.delete_one({"_id": new_id})
+            return None
         # A bind that ran while the session was between ids did not see it.
         doc["user_id"] = await self._sync_binding(doc["openid"], seen=doc.get("user_id"))
         return self._record(doc)
+
+    async def _revoked_since_issued(self, doc: dict) -> bool:
+        user = await self._users.find_one({"_id": doc["openid"]}, {"generation": 1})
+        if (user or {}).get("generation", 0) != doc.get("generation", 0):
+            return True
+        return await self._revoked_handles.find_one({"_id": doc["handle"]}) is not None
 
     # -- bindings and revocation ---------------------------------------------------------------
 
@@ -453,10 +482,36 @@ class MongoStore(SessionStore):
 
     @_guard
     async def delete_sessions(self, openid=None, user_id=None) -> int:
-        result = await self._sessions.delete_many(self._owner_filter(openid, user_id))
+        query = self._owner_filter(openid, user_id)
+        # The mark first, so a rename that the delete misses finds it (see the module doc).
+        if openid is not None:
+            owners = {openid}
+        else:
+            owners = {doc["_id"] async for doc in self._users.find(query, {"_id": 1})}
+            # Owners of sessions whose copy of the binding is stale, too. (Not distinct():
+            # FerretDB refuses it with a time limit.)
+            stale = self._sessions.find(query, {"openid": 1})
+            owners.update([doc["openid"] async for doc in stale])
+        for owner in owners:
+            async with self._exclusive("user:" + owner):
+                await self._users.update_one({"_id": owner}, {"$inc": {"generation": 1}})
+        result = await self._sessions.delete_many(query)
         return result.deleted_count
 
     @_guard
+    async def revoke_handle(self, handle: str, now: float) -> bool:
+        # The mark first, so a rename that the delete misses finds it (see the module doc).
+        try:
+            await self._revoked_handles.update_one(
+                {"_id": handle}, {"$set": {"expires_at": _dt(now + _REVOKED_HANDLE_SECONDS)}},
+                upsert=True)
+        except DuplicateKeyError:
+            pass  # a concurrent revoke of the same handle made the mark
+        result = await self._sessions.delete_many({"$or": [{"handle": handle}, {"_id": handle}]})
+        return result.deleted_count > 0
+
+    @_guard
     async def purge_expired(self, now: float) -> int:
+        await self._revoked_handles.delete_many({"expires_at": {"$lte": _dt(now)}})
         result = await self._sessions.delete_many({"expires_at": {"$lte": _dt(now)}})
         return result.deleted_count
