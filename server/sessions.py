@@ -230,10 +230,11 @@ class SessionService:
         return await self.store.binding(openid)
 
     async def sessions_of(self, openid=None, user_id=None) -> list[SessionRecord]:
-        return await self.store.list_sessions(self.clock.now(), openid=openid, user_id=user_id)
+        return await self.store.list_sessions(self.clock.now(), openid=openid,
+                                              user_id=_checked_filter(user_id))
 
     async def revoke_all(self, openid=None, user_id=None) -> int:
-        return await self.store.delete_sessions(openid=openid, user_id=user_id)
+        return await self.store.delete_sessions(openid=openid, user_id=_checked_filter(user_id))
 
     async def revoke_handle(self, handle: str) -> bool:
         """End one session by its listing handle (kept across rotations); False if none."""
@@ -306,16 +307,21 @@ class SessionService:
             )
 
 
-def check_user_id(user_id):
-    """The app's user id: a non-empty string of printable characters, or a 64-bit integer."""
+def check_user_id(user_id) -> str:
+    """The app's user id, as a string: a non-empty string of printable characters, or a 64-bit
+    integer, taken as its decimal string (the app's user 1001 is "1001" whichever was sent)."""
     if isinstance(user_id, str) and 0 < len(user_id) <= MAX_USER_ID_LENGTH \
             and user_id.isprintable():
         return user_id
     if isinstance(user_id, int) and not isinstance(user_id, bool) and -_INT64 <= user_id < _INT64:
-        return user_id
+        return str(user_id)
     raise ApiError(400, "invalid_user_id",
                    f"user_id must be a printable string of 1-{MAX_USER_ID_LENGTH} characters "
                    "or a 64-bit integer")
+
+
+def _checked_filter(user_id) -> str | None:
+    return None if user_id is None else check_user_id(user_id)
 
 
 def validate_code(code) -> str:

@@ -29,8 +29,8 @@ class SessionRecord:
     expires_at: float
     data: dict = field(default_factory=dict)
     #: The app's user bound to ``openid`` (see :meth:`SessionStore.bind`), kept in step with
-    #: the binding by the store; None when unbound.
-    user_id: str | int | None = None
+    #: the binding by the store; None when unbound. Always a string (:func:`canonical_user_id`).
+    user_id: str | None = None
     #: Where the login came from, for the admin listing of a user's sessions.
     client_ip: str | None = None
     user_agent: str | None = None
@@ -62,8 +62,18 @@ class LoginOutcome(NamedTuple):
 
 
 class Binding(NamedTuple):
-    user_id: str | int
+    user_id: str
     bound_at: float
+
+
+def canonical_user_id(user_id) -> str | None:
+    """The app's user id as minisession gives it: a string (an integer is its decimal form).
+
+    Earlier versions stored integer user ids as integers: stores read them through this.
+    """
+    if user_id is None or isinstance(user_id, str):
+        return user_id
+    return str(int(user_id))
 
 
 class SessionStore:
@@ -131,7 +141,7 @@ class SessionStore:
 
     # -- the app's backend: bindings and revocation --------------------------------------------
 
-    async def bind(self, openid: str, user_id: str | int, now: float) -> None:
+    async def bind(self, openid: str, user_id: str, now: float) -> None:
         """Bind ``openid`` to the app's ``user_id`` (replacing any binding). Every session of
         that openid, existing or created later, carries ``user_id`` from then on."""
         raise NotImplementedError
@@ -144,14 +154,14 @@ class SessionStore:
         raise NotImplementedError
 
     async def list_sessions(self, now: float, openid: str | None = None,
-                            user_id: str | int | None = None,
+                            user_id: str | None = None,
                             limit: int = 1000) -> list[SessionRecord]:
         """Live sessions (expiring after ``now``) of an openid and/or a bound user, oldest
         first, at most ``limit``."""
         raise NotImplementedError
 
     async def delete_sessions(self, openid: str | None = None,
-                              user_id: str | int | None = None) -> int:
+                              user_id: str | None = None) -> int:
         """End every session of an openid and/or a bound user; return how many."""
         raise NotImplementedError
 

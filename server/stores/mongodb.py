@@ -45,6 +45,7 @@ import contextlib
 import functools
 import logging
 import random
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -65,6 +66,7 @@ from server.stores.base import (
     SessionRecord,
     SessionStore,
     UserLogin,
+    canonical_user_id,
 )
 
 log = logging.getLogger("minisession.store")
@@ -72,12 +74,21 @@ log = logging.getLogger("minisession.store")
 _NOT_IMPLEMENTED = 238  # MongoDB's error code for NotImplemented, as FerretDB answers TTL indexes
 _CLAIM_ATTEMPTS = 5
 _SYNC_ATTEMPTS = 5
+_DECIMAL = re.compile(r"-?(0|[1-9][0-9]*)")  # an integer's canonical decimal string
 # How long a revoked handle is remembered: far longer than any rename can be under way.
 _REVOKED_HANDLE_SECONDS = 3600
 
 
 def _dt(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
+
+
+def _stored_user_id(user_id: str):
+    """Filter matching ``user_id`` as stored now (a string) or by earlier versions (an integer:
+    1001 for "1001"). FerretDB reads the whole collection for an $in: fine on admin paths."""
+    if _DECIMAL.fullmatch(user_id) and -2**63 <= int(user_id) < 2**63:
+        return {"$in": [user_id, int(user_id)]}
+    return user_id
 
 
 def _guard(method):
@@ -245,7 +256,7 @@ class MongoStore(SessionStore):
             id=doc["_id"], openid=doc["openid"], unionid=doc.get("unionid"),
             created_at=doc["created_at"].timestamp(), touched_at=doc["touched_at"].timestamp(),
             expires_at=doc["expires_at"].timestamp(), data=doc.get("data") or {},
-            user_id=doc.get("user_id"), client_ip=doc.get("client_ip"),
+            user_id=canonical_user_id(doc.get("user_id")), client_ip=doc.get("client_ip"),
             user_agent=doc.get("user_agent"),
             # Sessions stored before handles were kept across rotations: the key was the handle.
             handle=doc.get("handle", doc["_id"]),
@@ -292,7 +303,7 @@ class MongoStore(SessionStore):
     async def _login(self, login: UserLogin, candidate: SessionRecord,
                      reuse_since: float | None, now: float) -> LoginOutcome:
         user = await self._record_login(login, now)
-        candidate.user_id = user.get("user_id")
+        candidate.user_id = canonical_user_id(user.get("user_id"))
         claim = {"recent_session_id": candidate.id, "recent_sealed_id": login.sealed_session_id,
                  "recent_at": _dt(now)}
         mine = LoginOutcome(candidate, False, login.sealed_session_id)
@@ -406,7 +417,9 @@ class MongoStore(SessionStore):
 
     async def _bound_user_id(self, openid: str):
         user = await self._users.find_one({"_id": openid}, {"user_id": 1})
-        return (user or {}).get("user_id")
+        # Canonical, so sessions copied from an integer binding of earlier versions turn into
+        # strings at the next sync.
+        return canonical_user_id((user or {}).get("user_id"))
 
     async def _sync_binding(self, openid: str, seen=...):
         """Make every session of ``openid`` carry the user's current ``user_id``; return it.
@@ -460,7 +473,7 @@ class MongoStore(SessionStore):
         user = await self._users.find_one({"_id": openid}, {"user_id": 1, "bound_at": 1})
         if not user or user.get("user_id") is None:
             return None
-        return Binding(user["user_id"], user["bound_at"].timestamp())
+        return Binding(canonical_user_id(user["user_id"]), user["bound_at"].timestamp())
 
     @staticmethod
     def _owner_filter(openid, user_id) -> dict:
@@ -470,7 +483,7 @@ class MongoStore(SessionStore):
         if openid is not None:
             query["openid"] = openid
         if user_id is not None:
-            query["user_id"] = user_id
+            query["user_id"] = _stored_user_id(user_id)
         return query
 
     @_guard
