@@ -6,7 +6,6 @@ id a request carries, login reuse, and what session data may hold.
 """
 
 import itertools
-import json
 import logging
 from dataclasses import dataclass
 
@@ -14,7 +13,7 @@ from server.errors import ApiError
 from server.ids import SessionIdSigner, storage_key
 from server.login.base import Identity, LoginProvider
 from server.sealing import Sealer
-from server.stores.base import SessionRecord, SessionStore, UserLogin
+from server.stores.base import DataTooLarge, SessionRecord, SessionStore, UserLogin, data_size
 
 log = logging.getLogger("minisession.sessions")
 
@@ -282,10 +281,15 @@ class SessionService:
         merged.update(set_fields)
         for key in unset_fields:
             merged.pop(key, None)
-        # The limit is judged on this request's view of the data; concurrent writers can only
-        # add what each of them was allowed to.
+        # Judged on this request's view first (no write for what is too large already), then
+        # by the store on the data as stored when the write lands, whatever runs at once.
         self._check_size(merged)
-        if not await self.store.update_data(session.record.id, set_fields, unset_fields):
+        try:
+            written = await self.store.update_data(session.record.id, set_fields, unset_fields,
+                                                   max_bytes=self.policy.data_max_bytes)
+        except DataTooLarge as exc:
+            raise self._too_large(exc.size) from None
+        if not written:
             raise _invalid_session()
         session.record.data = merged
         return merged
@@ -299,12 +303,15 @@ class SessionService:
         return data
 
     def _check_size(self, data: dict) -> None:
-        size = len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+        size = data_size(data)
         if size > self.policy.data_max_bytes:
-            raise ApiError(
-                413, "data_too_large",
-                f"session data would be {size} bytes; the limit is {self.policy.data_max_bytes}",
-            )
+            raise self._too_large(size)
+
+    def _too_large(self, size: int) -> ApiError:
+        return ApiError(
+            413, "data_too_large",
+            f"session data would be {size} bytes; the limit is {self.policy.data_max_bytes}",
+        )
 
 
 def check_user_id(user_id) -> str:

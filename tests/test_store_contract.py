@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from server.stores.base import SessionRecord, UserLogin
+from server.stores.base import DataTooLarge, SessionRecord, UserLogin, data_size
 from server.stores.mongodb import MongoStore
 from tests.conftest import on_both_stores
 
@@ -222,3 +222,18 @@ async def test_a_revoke_leaves_nothing_of_a_session_being_renamed(store, how):
         await asyncio.wait_for(renames, 20)
         survived += bool(await store.list_sessions(NOW, openid=f"r{i}"))
     assert survived == 0
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_update_data_judges_the_limit_on_the_data_as_stored(store):
+    session, _, _ = await store.login(identity(), record(data={"a": "x" * 10000}), None, NOW)
+    # The caller's view may be older than the store's: the store judges what it holds.
+    with pytest.raises(DataTooLarge) as refused:
+        await store.update_data(session.id, {"b": "y" * 10000}, [], max_bytes=16384)
+    assert refused.value.size == data_size({"a": "x" * 10000, "b": "y" * 10000})
+    assert (await store.get(session.id)).data == {"a": "x" * 10000}
+    assert await store.update_data(session.id, {"b": "y" * 10000}, ["a"], max_bytes=16384)
+    assert (await store.get(session.id)).data == {"b": "y" * 10000}
+    assert await store.replace_data(session.id, {"c": 1}) is True
+    assert await store.update_data(session.id, {"d": "z" * 16000}, [], max_bytes=16384)
+    assert await store.update_data("no-such-session", {"a": 1}, [], max_bytes=16384) is False

@@ -9,8 +9,22 @@ the wall clock themselves. Stores do not judge expiry (the service does, on ever
 it can tell "expired" from "unknown"); they only keep ``expires_at`` and purge past it.
 """
 
+import json
 from dataclasses import dataclass, field
 from typing import NamedTuple
+
+
+def data_size(data: dict) -> int:
+    """The size ``session.data_max_bytes`` limits: the data as compact JSON, in UTF-8 bytes."""
+    return len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+
+
+class DataTooLarge(Exception):
+    """A merge would take the stored data past its limit (nothing was written)."""
+
+    def __init__(self, size: int):
+        super().__init__(f"session data would be {size} bytes")
+        self.size = size
 
 
 @dataclass
@@ -121,8 +135,14 @@ class SessionStore:
         """Replace the session's data; False when the session is gone."""
         raise NotImplementedError
 
-    async def update_data(self, session_id: str, set_fields: dict, unset_fields: list[str]) -> bool:
-        """Set and remove top-level data keys, leaving the others untouched; False when gone."""
+    async def update_data(self, session_id: str, set_fields: dict, unset_fields: list[str],
+                          max_bytes: int | None = None) -> bool:
+        """Set and remove top-level data keys, leaving the others untouched; False when gone.
+
+        With ``max_bytes``, raises :class:`DataTooLarge` instead of writing when the data as
+        stored at the moment of the write, merged, would be larger (:func:`data_size`): the
+        limit holds however many merges run at once.
+        """
         raise NotImplementedError
 
     async def session_key(self, openid: str) -> str | None:

@@ -11,8 +11,10 @@ from server.stores.base import (
     Binding,
     LoginOutcome,
     SessionRecord,
+    DataTooLarge,
     SessionStore,
     UserLogin,
+    data_size,
 )
 
 
@@ -74,10 +76,17 @@ class MemoryStore(SessionStore):
         record.data = copy.deepcopy(data)
         return True
 
-    async def update_data(self, session_id: str, set_fields: dict, unset_fields: list[str]) -> bool:
+    async def update_data(self, session_id: str, set_fields: dict, unset_fields: list[str],
+                          max_bytes: int | None = None) -> bool:
         record = self._sessions.get(session_id)
         if record is None:
             return False
+        if max_bytes is not None:
+            merged = record.data | set_fields
+            for key in unset_fields:
+                merged.pop(key, None)
+            if (size := data_size(merged)) > max_bytes:
+                raise DataTooLarge(size)
         record.data.update(copy.deepcopy(set_fields))
         for key in unset_fields:
             record.data.pop(key, None)

@@ -62,11 +62,13 @@ from server.errors import StoreUnavailable
 from server.read_batching import ReadBatcher
 from server.stores.base import (
     Binding,
+    DataTooLarge,
     LoginOutcome,
     SessionRecord,
     SessionStore,
     UserLogin,
     canonical_user_id,
+    data_size,
 )
 
 log = logging.getLogger("minisession.store")
@@ -366,12 +368,14 @@ class MongoStore(SessionStore):
     @_guard
     async def replace_data(self, session_id: str, data: dict) -> bool:
         async with self._exclusive(session_id):
-            result = await self._sessions.update_one({"_id": session_id},
-                                                     {"$set": {"data": data}})
+            # The version tells a merge that read the data before this that it changed.
+            result = await self._sessions.update_one(
+                {"_id": session_id}, {"$set": {"data": data}, "$inc": {"data_version": 1}})
         return result.matched_count == 1
 
     @_guard
-    async def update_data(self, session_id: str, set_fields: dict, unset_fields: list[str]) -> bool:
+    async def update_data(self, session_id: str, set_fields: dict, unset_fields: list[str],
+                          max_bytes: int | None = None) -> bool:
         update = {}
         if set_fields:
             update["$set"] = {f"data.{key}": value for key, value in set_fields.items()}
@@ -380,8 +384,44 @@ class MongoStore(SessionStore):
         if not update:
             return await self._sessions.find_one({"_id": session_id}, {"_id": 1}) is not None
         async with self._exclusive(session_id):
+            if max_bytes is not None:
+                return await self._update_within(session_id, update, set_fields, unset_fields,
+                                                 max_bytes)
             result = await self._sessions.update_one({"_id": session_id}, update)
         return result.matched_count == 1
+
+    async def _update_within(self, session_id: str, update: dict, set_fields: dict,
+                             unset_fields: list[str], max_bytes: int) -> bool:
+        """``update`` if the stored data, so updated, stays within ``max_bytes``.
+
+        Judged on the data as read just before the write, which must still be there when it
+        lands: a compare-and-set on ``data_version`` (every data write increments it), retried
+        on MongoDB when another write came in between. On FerretDB the caller holds the
+        session's write lock, so the first attempt always lands.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout_ms / 1000
+        pause = 0.001
+        while True:
+            doc = await self._sessions.find_one({"_id": session_id},
+                                                {"data": 1, "data_version": 1})
+            if doc is None:
+                return False
+            merged = (doc.get("data") or {}) | set_fields
+            for key in unset_fields:
+                merged.pop(key, None)
+            if (size := data_size(merged)) > max_bytes:
+                raise DataTooLarge(size)
+            # {data_version: None} also matches documents written before the field existed.
+            result = await self._sessions.update_one(
+                {"_id": session_id, "data_version": doc.get("data_version")},
+                update | {"$inc": {"data_version": 1}})
+            if result.matched_count == 1:
+                return True
+            if loop.time() > deadline:
+                raise StoreUnavailable("the session's data is changing too fast, try again")
+            await asyncio.sleep(pause * (0.5 + random.random()))
+            pause = min(pause * 2, 0.05)
 
     @_guard
     async def session_key(self, openid: str) -> str | None:
