@@ -7,7 +7,7 @@ until 2027-05-14); switching means changing the import and the client constructo
 Collections:
 
 - ``sessions``: ``{_id: storage key, openid, unionid, created_at, touched_at, expires_at,
-  data, handle, generation}``; the storage key is a SHA-256 of the session id, so the
+  data, data_version, handle, generation}``; the storage key is a SHA-256 of the session id, so the
   collection holds no usable id, indexed on ``openid``, ``handle`` and on ``expires_at`` (a TTL
   index where the server has them, so MongoDB deletes expired sessions itself; FerretDB 1.x
   answers NotImplemented, and the server then purges periodically).
@@ -18,13 +18,13 @@ Collections:
   the reuse window be handed the same id.
 - ``revoked_handles``: ``{_id: handle, expires_at}``, an hour-long trace of each revoke by
   handle.
+- ``locks``: only on servers whose updates are not atomic (below).
 
 Rotation moves a session to a new ``_id`` (delete, then insert), and a revoke running in between
 would find nothing. So revokes leave a mark first and a rename looks for it after its insert,
 deleting its own insert if it finds one: a revoke of all of a user's sessions bumps the user's
 ``generation`` (which each session copies when it is created), a revoke by handle records the
 handle in ``revoked_handles``. Reads stay one query; only a rename pays the check.
-- ``locks``: only on servers whose updates are not atomic (below).
 
 Session reads that start in the same pass of the event loop are sent as one
 ``{_id: {$in: [...]}}`` query (``server/read_batching.py``, ``store.read_batching``), except on
@@ -179,7 +179,7 @@ class MongoStore(SessionStore):
         try:
             for collection in (self._sessions, self._revoked_handles):
                 await collection.create_index("expires_at", name="expires_at_ttl",
-                                              expireAfterSeconds=0)
+                                               expireAfterSeconds=0)
             self.needs_purge = False
         except OperationFailure as exc:
             if exc.code != _NOT_IMPLEMENTED:
@@ -265,15 +265,15 @@ class MongoStore(SessionStore):
         )
 
     @staticmethod
-    def _document(record: SessionRecord, user: dict) -> dict:
-        """A new session of ``user`` (its document as read), at the user's revocation generation."""
+    def _document(record: SessionRecord, user: dict | None = None) -> dict:
+        """A new session of ``user`` (its document as read), at its revocation generation."""
         return {
             "_id": record.id, "openid": record.openid, "unionid": record.unionid,
             "created_at": _dt(record.created_at), "touched_at": _dt(record.touched_at),
             "expires_at": _dt(record.expires_at), "data": record.data,
             "user_id": record.user_id, "client_ip": record.client_ip,
             "user_agent": record.user_agent, "handle": record.handle,
-            "generation": user.get("generation", 0),
+            "generation": (user or {}).get("generation", 0),
         }
 
     async def _record_login(self, login: UserLogin, now: float) -> dict:
