@@ -14,7 +14,7 @@ from handlers.base import ApiHandler
 from handlers.session import describe, iso
 from server.errors import ApiError
 
-# A listing handle is a session's storage key: base64url of a SHA-256.
+# A listing handle is a session's first storage key: base64url of a SHA-256.
 _HANDLE = re.compile(r"[A-Za-z0-9_-]{43}")
 _TRUE = (True, "true", "1", "yes")
 
@@ -124,7 +124,7 @@ class SessionsHandler(AdminHandler):
     async def get(self) -> None:
         records = await self.ctx.service.sessions_of(**self.owner_filter())
         self.write_json({"sessions": [{
-            "handle": record.id,
+            "handle": record.handle,
             "openid": record.openid,
             "user_id": record.user_id,
             "created_at": iso(record.created_at),

@@ -6,7 +6,6 @@ id a request carries, login reuse, and what session data may hold.
 """
 
 import itertools
-import json
 import logging
 import math
 import re
@@ -16,7 +15,7 @@ from server.errors import ApiError
 from server.ids import SessionIdSigner, storage_key
 from server.login.base import Identity, LoginProvider
 from server.sealing import Sealer
-from server.stores.base import SessionRecord, SessionStore, UserLogin
+from server.stores.base import DataTooLarge, SessionRecord, SessionStore, UserLogin, data_size
 
 log = logging.getLogger("minisession.sessions")
 
@@ -252,14 +251,15 @@ class SessionService:
         return await self.store.binding(openid)
 
     async def sessions_of(self, openid=None, user_id=None) -> list[SessionRecord]:
-        return await self.store.list_sessions(self.clock.now(), openid=openid, user_id=user_id)
+        return await self.store.list_sessions(self.clock.now(), openid=openid,
+                                              user_id=_checked_filter(user_id))
 
     async def revoke_all(self, openid=None, user_id=None) -> int:
-        return await self.store.delete_sessions(openid=openid, user_id=user_id)
+        return await self.store.delete_sessions(openid=openid, user_id=_checked_filter(user_id))
 
     async def revoke_handle(self, handle: str) -> bool:
-        """End one session by its listing handle (its storage key); False if there is none."""
-        return await self.store.delete(handle)
+        """End one session by its listing handle (kept across rotations); False if none."""
+        return await self.store.revoke_handle(handle, self.clock.now())
 
     async def rotate(self, session: ActiveSession) -> ActiveSession:
         """Move the session to a fresh id (after a privilege change); the old id stops working.
@@ -303,10 +303,15 @@ class SessionService:
         merged.update(set_fields)
         for key in unset_fields:
             merged.pop(key, None)
-        # The limit is judged on this request's view of the data; concurrent writers can only
-        # add what each of them was allowed to.
+        # Judged on this request's view first (no write for what is too large already), then
+        # by the store on the data as stored when the write lands, whatever runs at once.
         self._check_size(merged)
-        if not await self.store.update_data(session.record.id, set_fields, unset_fields):
+        try:
+            written = await self.store.update_data(session.record.id, set_fields, unset_fields,
+                                                   max_bytes=self.policy.data_max_bytes)
+        except DataTooLarge as exc:
+            raise self._too_large(exc.size) from None
+        if not written:
             raise _invalid_session()
         session.record.data = merged
         return merged
@@ -320,12 +325,9 @@ class SessionService:
         return data
 
     def _check_size(self, data: dict) -> None:
-        size = len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+        size = data_size(data)
         if size > self.policy.data_max_bytes:
-            raise ApiError(
-                413, "data_too_large",
-                f"session data would be {size} bytes; the limit is {self.policy.data_max_bytes}",
-            )
+            raise self._too_large(size)
         # Bytes alone do not bound memory: "[]," is 3 bytes of JSON but ~60 in Python.
         limit = self.policy.data_max_values
         if _count_values(data, limit) > limit:
@@ -333,17 +335,28 @@ class SessionService:
                            f"session data would hold more than {limit} values (objects, arrays, "
                            f"strings, numbers...); store fewer")
 
+    def _too_large(self, size: int) -> ApiError:
+        return ApiError(
+            413, "data_too_large",
+            f"session data would be {size} bytes; the limit is {self.policy.data_max_bytes}",
+        )
 
-def check_user_id(user_id):
-    """The app's user id: a non-empty string of printable characters, or a 64-bit integer."""
+
+def check_user_id(user_id) -> str:
+    """The app's user id, as a string: a non-empty string of printable characters, or a 64-bit
+    integer, taken as its decimal string (the app's user 1001 is "1001" whichever was sent)."""
     if isinstance(user_id, str) and 0 < len(user_id) <= MAX_USER_ID_LENGTH \
             and user_id.isprintable():
         return user_id
     if isinstance(user_id, int) and not isinstance(user_id, bool) and -_INT64 <= user_id < _INT64:
-        return user_id
+        return str(user_id)
     raise ApiError(400, "invalid_user_id",
                    f"user_id must be a printable string of 1-{MAX_USER_ID_LENGTH} characters "
                    "or a 64-bit integer")
+
+
+def _checked_filter(user_id) -> str | None:
+    return None if user_id is None else check_user_id(user_id)
 
 
 def validate_code(code) -> str:

@@ -143,7 +143,7 @@ async def test_binding_shows_at_once_in_every_session_of_the_openid(client):
 
     await admin(client, "PUT", "/admin/bindings/gus", {"user_id": 7})  # rebinding, an integer
     check = await client.request("GET", "/session", headers={"X-Session": first["session_id"]})
-    assert check.json["user_id"] == 7
+    assert check.json["user_id"] == "7"  # user ids are strings (issue 11)
 
     response = await admin(client, "DELETE", "/admin/bindings/gus")
     assert response.code == 204

@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from server.stores.base import SessionRecord, UserLogin
+from server.stores.base import DataTooLarge, SessionRecord, UserLogin, data_size
 from server.stores.mongodb import MongoStore
 from tests.conftest import on_both_stores
 
@@ -184,3 +184,56 @@ async def test_rename_moves_the_session_and_the_old_id_finds_nothing(store):
     assert (await store.get("new-key")).data == {"role": "guest"}
     assert await store.rename(session.id, "other-key") is None
     assert await store.get("other-key") is None
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_rename_keeps_the_handle_and_revoke_handle_ends_the_session(store):
+    session, _, _ = await store.login(identity(), record(), None, NOW)
+    assert session.handle == session.id
+    moved = await store.rename(session.id, "new-key")
+    moved = await store.rename(moved.id, "newer-key")
+    assert moved.handle == session.id
+    assert [s.handle for s in await store.list_sessions(NOW, openid="alice")] == [session.id]
+    assert await store.revoke_handle("no-such-handle", NOW) is False
+    assert await store.revoke_handle(session.id, NOW) is True
+    assert await store.get("newer-key") is None
+    assert await store.revoke_handle(session.id, NOW) is False
+
+
+async def _rename_until_refused(store, key):
+    while (moved := await store.rename(key, uuid.uuid4().hex)) is not None:
+        key = moved.id
+        await asyncio.sleep(0)  # the memory store never yields by itself
+
+
+@pytest.mark.parametrize("how", ["openid", "handle"])
+@pytest.mark.gen_test(timeout=60)
+async def test_a_revoke_leaves_nothing_of_a_session_being_renamed(store, how):
+    """Once a revoke returns, a rename under way does not bring the session back."""
+    survived = 0
+    for i in range(30):
+        session, _, _ = await store.login(identity(f"r{i}"), record(f"r{i}"), None, NOW)
+        renames = asyncio.ensure_future(_rename_until_refused(store, session.id))
+        await asyncio.sleep(0.001 * (i % 10))
+        if how == "openid":
+            await store.delete_sessions(openid=f"r{i}")
+        else:
+            await store.revoke_handle(session.handle, NOW)
+        await asyncio.wait_for(renames, 20)
+        survived += bool(await store.list_sessions(NOW, openid=f"r{i}"))
+    assert survived == 0
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_update_data_judges_the_limit_on_the_data_as_stored(store):
+    session, _, _ = await store.login(identity(), record(data={"a": "x" * 10000}), None, NOW)
+    # The caller's view may be older than the store's: the store judges what it holds.
+    with pytest.raises(DataTooLarge) as refused:
+        await store.update_data(session.id, {"b": "y" * 10000}, [], max_bytes=16384)
+    assert refused.value.size == data_size({"a": "x" * 10000, "b": "y" * 10000})
+    assert (await store.get(session.id)).data == {"a": "x" * 10000}
+    assert await store.update_data(session.id, {"b": "y" * 10000}, ["a"], max_bytes=16384)
+    assert (await store.get(session.id)).data == {"b": "y" * 10000}
+    assert await store.replace_data(session.id, {"c": 1}) is True
+    assert await store.update_data(session.id, {"d": "z" * 16000}, [], max_bytes=16384)
+    assert await store.update_data("no-such-session", {"a": 1}, [], max_bytes=16384) is False

@@ -9,8 +9,22 @@ the wall clock themselves. Stores do not judge expiry (the service does, on ever
 it can tell "expired" from "unknown"); they only keep ``expires_at`` and purge past it.
 """
 
+import json
 from dataclasses import dataclass, field
 from typing import NamedTuple
+
+
+def data_size(data: dict) -> int:
+    """The size ``session.data_max_bytes`` limits: the data as compact JSON, in UTF-8 bytes."""
+    return len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+
+
+class DataTooLarge(Exception):
+    """A merge would take the stored data past its limit (nothing was written)."""
+
+    def __init__(self, size: int):
+        super().__init__(f"session data would be {size} bytes")
+        self.size = size
 
 
 @dataclass
@@ -29,11 +43,18 @@ class SessionRecord:
     expires_at: float
     data: dict = field(default_factory=dict)
     #: The app's user bound to ``openid`` (see :meth:`SessionStore.bind`), kept in step with
-    #: the binding by the store; None when unbound.
-    user_id: str | int | None = None
+    #: the binding by the store; None when unbound. Always a string (:func:`canonical_user_id`).
+    user_id: str | None = None
     #: Where the login came from, for the admin listing of a user's sessions.
     client_ip: str | None = None
     user_agent: str | None = None
+    #: What the admin listing calls this session: its first storage key, kept across
+    #: rotations (:meth:`SessionStore.rename`), so a handle ends the session whatever its id.
+    handle: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.handle is None:
+            self.handle = self.id
 
 
 @dataclass
@@ -55,8 +76,18 @@ class LoginOutcome(NamedTuple):
 
 
 class Binding(NamedTuple):
-    user_id: str | int
+    user_id: str
     bound_at: float
+
+
+def canonical_user_id(user_id) -> str | None:
+    """The app's user id as minisession gives it: a string (an integer is its decimal form).
+
+    Earlier versions stored integer user ids as integers: stores read them through this.
+    """
+    if user_id is None or isinstance(user_id, str):
+        return user_id
+    return str(int(user_id))
 
 
 class SessionStore:
@@ -104,8 +135,14 @@ class SessionStore:
         """Replace the session's data; False when the session is gone."""
         raise NotImplementedError
 
-    async def update_data(self, session_id: str, set_fields: dict, unset_fields: list[str]) -> bool:
-        """Set and remove top-level data keys, leaving the others untouched; False when gone."""
+    async def update_data(self, session_id: str, set_fields: dict, unset_fields: list[str],
+                          max_bytes: int | None = None) -> bool:
+        """Set and remove top-level data keys, leaving the others untouched; False when gone.
+
+        With ``max_bytes``, raises :class:`DataTooLarge` instead of writing when the data as
+        stored at the moment of the write, merged, would be larger (:func:`data_size`): the
+        limit holds however many merges run at once.
+        """
         raise NotImplementedError
 
     async def session_key(self, openid: str) -> str | None:
@@ -115,13 +152,16 @@ class SessionStore:
     async def rename(self, session_id: str, new_id: str) -> SessionRecord | None:
         """Move a session to a new id (id rotation); the old id no longer finds it.
 
-        Returns the moved session, or None when ``session_id`` does not exist.
+        The session keeps its ``handle``. Returns the moved session, or None when
+        ``session_id`` does not exist. Revocation wins over rotation: once
+        :meth:`delete_sessions` or :meth:`revoke_handle` has returned, a rename that was under
+        way leaves no session behind and returns None.
         """
         raise NotImplementedError
 
     # -- the app's backend: bindings and revocation --------------------------------------------
 
-    async def bind(self, openid: str, user_id: str | int, now: float) -> None:
+    async def bind(self, openid: str, user_id: str, now: float) -> None:
         """Bind ``openid`` to the app's ``user_id`` (replacing any binding). Every session of
         that openid, existing or created later, carries ``user_id`` from then on."""
         raise NotImplementedError
@@ -134,15 +174,20 @@ class SessionStore:
         raise NotImplementedError
 
     async def list_sessions(self, now: float, openid: str | None = None,
-                            user_id: str | int | None = None,
+                            user_id: str | None = None,
                             limit: int = 1000) -> list[SessionRecord]:
         """Live sessions (expiring after ``now``) of an openid and/or a bound user, oldest
         first, at most ``limit``."""
         raise NotImplementedError
 
     async def delete_sessions(self, openid: str | None = None,
-                              user_id: str | int | None = None) -> int:
+                              user_id: str | None = None) -> int:
         """End every session of an openid and/or a bound user; return how many."""
+        raise NotImplementedError
+
+    async def revoke_handle(self, handle: str, now: float) -> bool:
+        """End the session a listing ``handle`` names, under whichever id it has now; False
+        when no session has it (or it was being rotated, in which case the rotation fails)."""
         raise NotImplementedError
 
     async def purge_expired(self, now: float) -> int:

@@ -19,8 +19,10 @@ from server.stores.base import (
     Binding,
     LoginOutcome,
     SessionRecord,
+    DataTooLarge,
     SessionStore,
     UserLogin,
+    data_size,
 )
 
 log = logging.getLogger("minisession.store")
@@ -101,10 +103,17 @@ class MemoryStore(SessionStore):
         record.data = copy.deepcopy(data)
         return True
 
-    async def update_data(self, session_id: str, set_fields: dict, unset_fields: list[str]) -> bool:
+    async def update_data(self, session_id: str, set_fields: dict, unset_fields: list[str],
+                          max_bytes: int | None = None) -> bool:
         record = self._sessions.get(session_id)
         if record is None:
             return False
+        if max_bytes is not None:
+            merged = record.data | set_fields
+            for key in unset_fields:
+                merged.pop(key, None)
+            if (size := data_size(merged)) > max_bytes:
+                raise DataTooLarge(size)
         record.data.update(copy.deepcopy(set_fields))
         for key in unset_fields:
             record.data.pop(key, None)
@@ -163,6 +172,13 @@ class MemoryStore(SessionStore):
         for sid in doomed:
             del self._sessions[sid]
         return len(doomed)
+
+    async def revoke_handle(self, handle: str, now: float) -> bool:
+        # A scan: an admin call, rare next to the requests a handle index would slow down.
+        doomed = [sid for sid, record in self._sessions.items() if record.handle == handle]
+        for sid in doomed:
+            del self._sessions[sid]
+        return bool(doomed)
 
     async def purge_expired(self, now: float) -> int:
         expired = [sid for sid, record in self._sessions.items() if record.expires_at <= now]

@@ -7,16 +7,24 @@ until 2027-05-14); switching means changing the import and the client constructo
 Collections:
 
 - ``sessions``: ``{_id: storage key, openid, unionid, created_at, touched_at, expires_at,
-  data}``; the storage key is a SHA-256 of the session id, so the collection holds no usable id,
-  indexed on ``openid`` and on ``expires_at`` (a TTL index where the server has them, so MongoDB
-  deletes expired sessions itself; FerretDB 1.x answers NotImplemented, and the server then
-  purges periodically).
+  data, data_version, handle, generation}``; the storage key is a SHA-256 of the session id, so the
+  collection holds no usable id, indexed on ``openid``, ``handle`` and on ``expires_at`` (a TTL
+  index where the server has them, so MongoDB deletes expired sessions itself; FerretDB 1.x
+  answers NotImplemented, and the server then purges periodically).
 - ``users``: one document per openid: ``{_id: openid, session_key (sealed), unionid,
-  login_at, recent_session_id, recent_sealed_id, recent_at}``. The ``recent_*`` fields make
-  concurrent logins converge: the session is claimed with a compare-and-set on that single
-  document, and ``recent_sealed_id`` (the raw id, AES-GCM sealed) lets later logins in the
-  reuse window be handed the same id.
+  login_at, recent_session_id, recent_sealed_id, recent_at, generation}``. The ``recent_*``
+  fields make concurrent logins converge: the session is claimed with a compare-and-set on that
+  single document, and ``recent_sealed_id`` (the raw id, AES-GCM sealed) lets later logins in
+  the reuse window be handed the same id.
+- ``revoked_handles``: ``{_id: handle, expires_at}``, an hour-long trace of each revoke by
+  handle.
 - ``locks``: only on servers whose updates are not atomic (below).
+
+Rotation moves a session to a new ``_id`` (delete, then insert), and a revoke running in between
+would find nothing. So revokes leave a mark first and a rename looks for it after its insert,
+deleting its own insert if it finds one: a revoke of all of a user's sessions bumps the user's
+``generation`` (which each session copies when it is created), a revoke by handle records the
+handle in ``revoked_handles``. Reads stay one query; only a rename pays the check.
 
 Session reads that start in the same pass of the event loop are sent as one
 ``{_id: {$in: [...]}}`` query (``server/read_batching.py``, ``store.read_batching``), except on
@@ -37,6 +45,7 @@ import contextlib
 import functools
 import logging
 import random
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -53,10 +62,13 @@ from server.errors import StoreUnavailable
 from server.read_batching import ReadBatcher
 from server.stores.base import (
     Binding,
+    DataTooLarge,
     LoginOutcome,
     SessionRecord,
     SessionStore,
     UserLogin,
+    canonical_user_id,
+    data_size,
 )
 
 log = logging.getLogger("minisession.store")
@@ -67,10 +79,21 @@ logging.getLogger("pymongo").setLevel(logging.INFO)
 _NOT_IMPLEMENTED = 238  # MongoDB's error code for NotImplemented, as FerretDB answers TTL indexes
 _CLAIM_ATTEMPTS = 5
 _SYNC_ATTEMPTS = 5
+_DECIMAL = re.compile(r"-?(0|[1-9][0-9]*)")  # an integer's canonical decimal string
+# How long a revoked handle is remembered: far longer than any rename can be under way.
+_REVOKED_HANDLE_SECONDS = 3600
 
 
 def _dt(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
+
+
+def _stored_user_id(user_id: str):
+    """Filter matching ``user_id`` as stored now (a string) or by earlier versions (an integer:
+    1001 for "1001"). FerretDB reads the whole collection for an $in: fine on admin paths."""
+    if _DECIMAL.fullmatch(user_id) and -2**63 <= int(user_id) < 2**63:
+        return {"$in": [user_id, int(user_id)]}
+    return user_id
 
 
 def _guard(method):
@@ -132,6 +155,7 @@ class MongoStore(SessionStore):
         self._sessions = db["sessions"]
         self._users = db["users"]
         self._locks = db["locks"]
+        self._revoked_handles = db["revoked_handles"]
 
     @_guard
     async def open(self) -> None:
@@ -156,14 +180,17 @@ class MongoStore(SessionStore):
         self._reads = ReadBatcher(self._find_sessions) if batch else None
         await self._sessions.create_index("openid")
         await self._sessions.create_index("user_id")
+        await self._sessions.create_index("handle")
         try:
-            await self._sessions.create_index("expires_at", name="expires_at_ttl",
-                                              expireAfterSeconds=0)
+            for collection in (self._sessions, self._revoked_handles):
+                await collection.create_index("expires_at", name="expires_at_ttl",
+                                               expireAfterSeconds=0)
             self.needs_purge = False
         except OperationFailure as exc:
             if exc.code != _NOT_IMPLEMENTED:
                 raise
             await self._sessions.create_index("expires_at")
+            await self._revoked_handles.create_index("expires_at")
             self.needs_purge = True
             log.warning("this MongoDB server does not implement TTL indexes (FerretDB 1.x): "
                         "expired sessions are purged every store.purge_interval seconds instead")
@@ -236,18 +263,22 @@ class MongoStore(SessionStore):
             id=doc["_id"], openid=doc["openid"], unionid=doc.get("unionid"),
             created_at=doc["created_at"].timestamp(), touched_at=doc["touched_at"].timestamp(),
             expires_at=doc["expires_at"].timestamp(), data=doc.get("data") or {},
-            user_id=doc.get("user_id"), client_ip=doc.get("client_ip"),
+            user_id=canonical_user_id(doc.get("user_id")), client_ip=doc.get("client_ip"),
             user_agent=doc.get("user_agent"),
+            # Sessions stored before handles were kept across rotations: the key was the handle.
+            handle=doc.get("handle", doc["_id"]),
         )
 
     @staticmethod
-    def _document(record: SessionRecord) -> dict:
+    def _document(record: SessionRecord, user: dict | None = None) -> dict:
+        """A new session of ``user`` (its document as read), at its revocation generation."""
         return {
             "_id": record.id, "openid": record.openid, "unionid": record.unionid,
             "created_at": _dt(record.created_at), "touched_at": _dt(record.touched_at),
             "expires_at": _dt(record.expires_at), "data": record.data,
             "user_id": record.user_id, "client_ip": record.client_ip,
-            "user_agent": record.user_agent,
+            "user_agent": record.user_agent, "handle": record.handle,
+            "generation": (user or {}).get("generation", 0),
         }
 
     async def _record_login(self, login: UserLogin, now: float) -> dict:
@@ -279,12 +310,12 @@ class MongoStore(SessionStore):
     async def _login(self, login: UserLogin, candidate: SessionRecord,
                      reuse_since: float | None, now: float) -> LoginOutcome:
         user = await self._record_login(login, now)
-        candidate.user_id = user.get("user_id")
+        candidate.user_id = canonical_user_id(user.get("user_id"))
         claim = {"recent_session_id": candidate.id, "recent_sealed_id": login.sealed_session_id,
                  "recent_at": _dt(now)}
         mine = LoginOutcome(candidate, False, login.sealed_session_id)
         if reuse_since is None:
-            await self._sessions.insert_one(self._document(candidate))
+            await self._sessions.insert_one(self._document(candidate, user))
             await self._users.update_one({"_id": login.openid}, {"$set": claim})
             return mine
 
@@ -301,7 +332,7 @@ class MongoStore(SessionStore):
                                         user.get("recent_sealed_id", ""))
             # Insert before claiming, so whoever reads the claim finds the session in place.
             if not inserted:
-                await self._sessions.insert_one(self._document(candidate))
+                await self._sessions.insert_one(self._document(candidate, user))
                 inserted = True
             claimed = await self._users.update_one(
                 {"_id": login.openid, "recent_session_id": recent_id}, {"$set": claim})
@@ -342,12 +373,14 @@ class MongoStore(SessionStore):
     @_guard
     async def replace_data(self, session_id: str, data: dict) -> bool:
         async with self._exclusive(session_id):
-            result = await self._sessions.update_one({"_id": session_id},
-                                                     {"$set": {"data": data}})
+            # The version tells a merge that read the data before this that it changed.
+            result = await self._sessions.update_one(
+                {"_id": session_id}, {"$set": {"data": data}, "$inc": {"data_version": 1}})
         return result.matched_count == 1
 
     @_guard
-    async def update_data(self, session_id: str, set_fields: dict, unset_fields: list[str]) -> bool:
+    async def update_data(self, session_id: str, set_fields: dict, unset_fields: list[str],
+                          max_bytes: int | None = None) -> bool:
         update = {}
         if set_fields:
             update["$set"] = {f"data.{key}": value for key, value in set_fields.items()}
@@ -356,8 +389,44 @@ class MongoStore(SessionStore):
         if not update:
             return await self._sessions.find_one({"_id": session_id}, {"_id": 1}) is not None
         async with self._exclusive(session_id):
+            if max_bytes is not None:
+                return await self._update_within(session_id, update, set_fields, unset_fields,
+                                                 max_bytes)
             result = await self._sessions.update_one({"_id": session_id}, update)
         return result.matched_count == 1
+
+    async def _update_within(self, session_id: str, update: dict, set_fields: dict,
+                             unset_fields: list[str], max_bytes: int) -> bool:
+        """``update`` if the stored data, so updated, stays within ``max_bytes``.
+
+        Judged on the data as read just before the write, which must still be there when it
+        lands: a compare-and-set on ``data_version`` (every data write increments it), retried
+        on MongoDB when another write came in between. On FerretDB the caller holds the
+        session's write lock, so the first attempt always lands.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout_ms / 1000
+        pause = 0.001
+        while True:
+            doc = await self._sessions.find_one({"_id": session_id},
+                                                {"data": 1, "data_version": 1})
+            if doc is None:
+                return False
+            merged = (doc.get("data") or {}) | set_fields
+            for key in unset_fields:
+                merged.pop(key, None)
+            if (size := data_size(merged)) > max_bytes:
+                raise DataTooLarge(size)
+            # {data_version: None} also matches documents written before the field existed.
+            result = await self._sessions.update_one(
+                {"_id": session_id, "data_version": doc.get("data_version")},
+                update | {"$inc": {"data_version": 1}})
+            if result.matched_count == 1:
+                return True
+            if loop.time() > deadline:
+                raise StoreUnavailable("the session's data is changing too fast, try again")
+            await asyncio.sleep(pause * (0.5 + random.random()))
+            pause = min(pause * 2, 0.05)
 
     @_guard
     async def session_key(self, openid: str) -> str | None:
@@ -373,16 +442,29 @@ class MongoStore(SessionStore):
         if doc is None:
             return None
         doc["_id"] = new_id
+        doc.setdefault("handle", session_id)
         await self._sessions.insert_one(doc)
+        if await self._revoked_since_issued(doc):
+            # A revoke ran while the session was between ids and could not see it.
+            await self._sessions.delete_one({"_id": new_id})
+            return None
         # A bind that ran while the session was between ids did not see it.
         doc["user_id"] = await self._sync_binding(doc["openid"], seen=doc.get("user_id"))
         return self._record(doc)
+
+    async def _revoked_since_issued(self, doc: dict) -> bool:
+        user = await self._users.find_one({"_id": doc["openid"]}, {"generation": 1})
+        if (user or {}).get("generation", 0) != doc.get("generation", 0):
+            return True
+        return await self._revoked_handles.find_one({"_id": doc["handle"]}) is not None
 
     # -- bindings and revocation ---------------------------------------------------------------
 
     async def _bound_user_id(self, openid: str):
         user = await self._users.find_one({"_id": openid}, {"user_id": 1})
-        return (user or {}).get("user_id")
+        # Canonical, so sessions copied from an integer binding of earlier versions turn into
+        # strings at the next sync.
+        return canonical_user_id((user or {}).get("user_id"))
 
     async def _sync_binding(self, openid: str, seen=...):
         """Make every session of ``openid`` carry the user's current ``user_id``; return it.
@@ -436,7 +518,7 @@ class MongoStore(SessionStore):
         user = await self._users.find_one({"_id": openid}, {"user_id": 1, "bound_at": 1})
         if not user or user.get("user_id") is None:
             return None
-        return Binding(user["user_id"], user["bound_at"].timestamp())
+        return Binding(canonical_user_id(user["user_id"]), user["bound_at"].timestamp())
 
     @staticmethod
     def _owner_filter(openid, user_id) -> dict:
@@ -446,7 +528,7 @@ class MongoStore(SessionStore):
         if openid is not None:
             query["openid"] = openid
         if user_id is not None:
-            query["user_id"] = user_id
+            query["user_id"] = _stored_user_id(user_id)
         return query
 
     @_guard
@@ -458,10 +540,36 @@ class MongoStore(SessionStore):
 
     @_guard
     async def delete_sessions(self, openid=None, user_id=None) -> int:
-        result = await self._sessions.delete_many(self._owner_filter(openid, user_id))
+        query = self._owner_filter(openid, user_id)
+        # The mark first, so a rename that the delete misses finds it (see the module doc).
+        if openid is not None:
+            owners = {openid}
+        else:
+            owners = {doc["_id"] async for doc in self._users.find(query, {"_id": 1})}
+            # Owners of sessions whose copy of the binding is stale, too. (Not distinct():
+            # FerretDB refuses it with a time limit.)
+            stale = self._sessions.find(query, {"openid": 1})
+            owners.update([doc["openid"] async for doc in stale])
+        for owner in owners:
+            async with self._exclusive("user:" + owner):
+                await self._users.update_one({"_id": owner}, {"$inc": {"generation": 1}})
+        result = await self._sessions.delete_many(query)
         return result.deleted_count
 
     @_guard
+    async def revoke_handle(self, handle: str, now: float) -> bool:
+        # The mark first, so a rename that the delete misses finds it (see the module doc).
+        try:
+            await self._revoked_handles.update_one(
+                {"_id": handle}, {"$set": {"expires_at": _dt(now + _REVOKED_HANDLE_SECONDS)}},
+                upsert=True)
+        except DuplicateKeyError:
+            pass  # a concurrent revoke of the same handle made the mark
+        result = await self._sessions.delete_many({"$or": [{"handle": handle}, {"_id": handle}]})
+        return result.deleted_count > 0
+
+    @_guard
     async def purge_expired(self, now: float) -> int:
+        await self._revoked_handles.delete_many({"expires_at": {"$lte": _dt(now)}})
         result = await self._sessions.delete_many({"expires_at": {"$lte": _dt(now)}})
         return result.deleted_count
