@@ -5,7 +5,7 @@ streams its body (``stream_request_body``), so it sees the request line and head
 body byte. Too large a request is answered at once (``413``/``414``/``431``, or ``400`` for
 ambiguous framing), before its body is read, and Tornado then closes the connection rather than
 reading the rest. A chunked body is counted as it arrives and never held beyond the limit.
-Tornado's own, higher limits (``server.http_options``) remain as a backstop.
+Tornado's own, higher limits (``server.http.httpserver``) remain as a backstop.
 """
 
 import json

@@ -21,8 +21,8 @@ from handlers.session import (
     SessionDataHandler,
     SessionHandler,
 )
-from server import log_redaction
-from server.client_address import parse_networks
+from server.http import log_redaction
+from server.http.client_address import parse_networks
 from server.clock import SystemClock
 from server.config import Config
 from server.errors import StoreUnavailable

@@ -58,7 +58,7 @@ class RequestTracker(httputil.HTTPServerConnectionDelegate):
 
     def close_an_idle_connection(self) -> bool:
         """Close a connection that waits for a request, to make room for a new client (see
-        server/connection_limits.py); False when every connection has a request in flight.
+        server/http/connection_limits.py); False when every connection has a request in flight.
 
         The oldest one that has not sent a complete request yet goes first (idle since its
         connect, or trickling its headers: what a flood of connections looks like), then the
