@@ -28,6 +28,8 @@ import weakref
 
 from tornado import httputil
 
+from server.http import tornado_compat
+
 _POLL = 0.01  # seconds between checks while draining
 
 
@@ -211,9 +213,7 @@ class _TrackedConnection:
 
     def write_headers(self, start_line, headers, chunk=None):
         if self._request.tracker.draining:
-            # Tornado 6.5 (pinned) closes the connection after the answer when this flag is
-            # set, and then adds "Connection: close" to HTTP/1.1 answers itself.
-            self._connection._disconnect_on_finish = True
+            tornado_compat.close_after_answer(self._connection)
         return self._connection.write_headers(start_line, headers, chunk)
 
     def finish(self) -> None:
