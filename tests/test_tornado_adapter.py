@@ -20,7 +20,7 @@ from server.http.tornado_compat import (
     tornado_notice,
 )
 from tests.conftest import make_config
-from tests.processes import server_config, to_toml
+from devtools.processes import server_config, to_toml
 
 ROOT = Path(__file__).resolve().parent.parent
 ADAPTER = ROOT / "server" / "http" / "tornado_compat.py"
