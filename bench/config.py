@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 from bench.procs import child_env, python_module
-from tests.processes import to_toml
+from devtools.processes import to_toml
 
 #: Signs the benchmark's session ids; preloaded sessions are signed with it too.
 SECRET = "bench-signing-secret-0123456789abcdef-not-for-production"

@@ -4,7 +4,7 @@
     python -m bench.run --duration 2 --scenarios baseline,memory --json out.json
 
 It starts what it needs itself, on 127.0.0.1 and free ports, in a temporary directory, and
-stops it all at the end: FerretDB (tests/ferretdb.py), the fake WeChat, one ``minisession
+stops it all at the end: FerretDB (devtools/ferretdb.py), the fake WeChat, one ``minisession
 serve`` per scenario, the bare Tornado baseline, and the express-session peer (its packages
 come from npm, into bench/peer/node_modules). wrk is installed from Debian's packages when
 missing. Every wrk run is bounded by ``--duration`` seconds and by a count of answers.
@@ -59,7 +59,7 @@ from bench.config import (
 from bench.procs import Service, cpu_seconds, free_port, python_module
 from bench.report import Row
 from bench.wrk import WrkResult, ensure_wrk, run_wrk
-from tests.ferretdb import FerretDB, ensure_binary
+from devtools.ferretdb import FerretDB, ensure_binary
 
 SCENARIOS = ["roundtrips", "baseline", "memory", "mongodb", "batched", "peer", "instructions",
              "login", "workers", "size", "rss"]

@@ -6,7 +6,7 @@ after ``--duration`` seconds or ``--max-requests`` requests, whichever comes fir
 requests served, errors by status, latency percentiles, and the server's RSS and open file
 descriptors at the start and the end.
 
-By default it starts everything itself on 127.0.0.1 (FerretDB from tests/ferretdb.py in a
+By default it starts everything itself on 127.0.0.1 (FerretDB from devtools/ferretdb.py in a
 temporary directory, the fake WeChat, one ``minisession serve``) and stops it afterwards.
 ``--url`` points it at a running server instead (loopback only; ``--pid`` to sample its RSS;
 ``--login-code 'dev:{openid}'`` for a server with the dev login provider).
@@ -33,8 +33,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.ferretdb import FerretDB, ensure_binary
-from tests.processes import FakeWeChatProcess, ServerProcess, server_config
+from devtools.ferretdb import FerretDB, ensure_binary
+from devtools.processes import FakeWeChatProcess, ServerProcess, server_config
 
 ROUNDS = 8  # check/write/read rounds per login
 

@@ -5,7 +5,7 @@ streams its body (``stream_request_body``), so it sees the request line and head
 body byte. Too large a request is answered at once (``413``/``414``/``431``, or ``400`` for
 ambiguous framing), before its body is read, and Tornado then closes the connection rather than
 reading the rest. A chunked body is counted as it arrives and never held beyond the limit.
-Tornado's own, higher limits (``server.http_options``) remain as a backstop.
+Tornado's own, higher limits (``server.http.httpserver``) remain as a backstop.
 """
 
 import json
@@ -17,6 +17,7 @@ import tornado.web
 
 from server.cookies import cookie_values, header_values, session_cookie
 from server.errors import ApiError
+from server.http import tornado_compat
 
 log = logging.getLogger("minisession.http")
 
@@ -38,6 +39,7 @@ def _bad_framing(message: str) -> ApiError:
     return ApiError(400, "bad_request", message)
 
 
+@tornado_compat.summarize_requests_with("request_summary")
 @tornado.web.stream_request_body
 class ApiHandler(tornado.web.RequestHandler):
     """JSON in, JSON out; every error is ``{"error": code, "message": text}``.
@@ -79,10 +81,9 @@ class ApiHandler(tornado.web.RequestHandler):
         self._body_size = 0
         self._check_head()
         self._check_framing()
-        # Tornado (6.5, pinned) resolves this future of streaming handlers once the body is
-        # read, just before the method runs. Without a body (most requests) it already is:
-        # done at once then, rather than in a callback of the next loop pass.
-        body = self.request._body_future
+        # Without a body (most requests) the body is read already: done at once then, rather
+        # than in a callback of the next loop pass.
+        body = tornado_compat.body_future(self.request)
         if body.done():
             self._body_complete(body)
         else:
@@ -136,7 +137,7 @@ class ApiHandler(tornado.web.RequestHandler):
         return ApiError(413, "body_too_large", f"the request body is larger than {limit} bytes")
 
     def data_received(self, chunk: bytes) -> None:
-        if self._finished:
+        if tornado_compat.answer_finished(self):
             return  # already answered (body too large); Tornado discards the rest
         self._body_size += len(chunk)
         if self._body_size > self.ctx.config.server.max_body_size:
@@ -171,7 +172,7 @@ class ApiHandler(tornado.web.RequestHandler):
                     "message": f"{self.request.method} is not allowed on {self.request.path}"}
         elif status_code < 500:
             body = {"error": _HTTP_CODES.get(status_code, "bad_request"),
-                    "message": self._reason}
+                    "message": tornado_compat.reason_phrase(self)}
         else:
             body = {"error": "internal_error", "message": "internal server error"}
         # Errors must not leave a half-made session cookie behind.
@@ -183,7 +184,7 @@ class ApiHandler(tornado.web.RequestHandler):
                 if getattr(type(self), m.lower()) is not getattr(tornado.web.RequestHandler,
                                                                  m.lower())]
 
-    def _request_summary(self) -> str:
+    def request_summary(self) -> str:
         # Tornado puts this in its warnings ("400 GET /login?code=%ff ..."); like the access
         # log, leave out the query string, which may hold a login code.
         return f"{self.request.method} {self.request.path} ({self.request.remote_ip})"
@@ -196,11 +197,11 @@ class ApiHandler(tornado.web.RequestHandler):
                             value.status, value.code)
             return
         if isinstance(value, tornado.web.HTTPError):
-            super().log_exception(typ, value, tb)  # with _request_summary(): no query string
+            super().log_exception(typ, value, tb)  # with request_summary(): no query string
             return
         # Not Tornado's "Uncaught exception" line, which also prints the request's URI with its
         # query string, where a login code may be.
-        log.error("uncaught exception in %s", self._request_summary(), exc_info=(typ, value, tb))
+        log.error("uncaught exception in %s", self.request_summary(), exc_info=(typ, value, tb))
 
     # -- input -----------------------------------------------------------------------------
 

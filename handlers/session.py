@@ -4,7 +4,7 @@ import functools
 import time
 
 from handlers.base import ApiHandler
-from server.client_address import client_address
+from server.http.client_address import client_address
 
 
 # A session's created_at never changes and its expires_at only at a slide (touch_after): the

@@ -22,11 +22,11 @@ from handlers.session import (
     SessionDataHandler,
     SessionHandler,
 )
-from server import log_redaction
-from server.client_address import parse_networks
 from server.clock import SystemClock
 from server.config import Config
 from server.errors import StoreUnavailable
+from server.http import log_redaction, tornado_compat
+from server.http.client_address import parse_networks
 from server.ids import SessionIdSigner
 from server.login.base import LoginProvider
 from server.ratelimit import LoginRateLimits
@@ -113,7 +113,8 @@ class Minisession:
                  provider: LoginProvider | None = None, extra_routes=()):
         """``extra_routes``: your own ``(pattern, handler)`` pairs, served beside ours; see
         :class:`handlers.extend.SessionRequestHandler`."""
-        # Here, not in the command: a server embedded in another program needs it as much.
+        # Here, not in the command: a server embedded in another program needs these as much.
+        tornado_compat.require_tested_tornado()
         log_redaction.install()
         self.config = config
         self.clock = clock or SystemClock()

@@ -24,7 +24,7 @@ async def _serve(config, sockets, max_connections: int) -> int:
     """Serve on ``sockets`` (bound already), holding at most ``max_connections`` connections,
     until SIGTERM/SIGINT, then drain; exit status."""
     from server.app import Minisession
-    from server.http_options import make_http_server
+    from server.http.httpserver import make_http_server
 
     server_app = Minisession(config)
     await server_app.start()
@@ -88,7 +88,14 @@ def _serve_command(args) -> int:
     _setup_logging(config.log.level)
     for notice in config.notices:
         log.warning("%s", notice)
-    from server.connection_limits import connection_cap, raise_fd_limit
+    from server.http.tornado_compat import UntestedTornado, require_tested_tornado
+
+    try:
+        require_tested_tornado()  # before forking: refused or warned once
+    except UntestedTornado as exc:
+        print(f"minisession: {exc}", file=sys.stderr)
+        return 1
+    from server.http.connection_limits import connection_cap, raise_fd_limit
 
     # Before forking: the workers inherit the limit (and the warning is given once).
     max_connections = connection_cap(config.server.max_connections, raise_fd_limit())
@@ -113,6 +120,14 @@ def _check_command(args) -> int:
         return 2
     for notice in config.notices:
         print(f"notice: {notice}")
+    from server.http.tornado_compat import UntestedTornado, tornado_notice
+
+    try:
+        if notice := tornado_notice():
+            print(f"notice: {notice}")
+    except UntestedTornado as exc:
+        print(f"minisession: {exc}", file=sys.stderr)
+        return 1
     print(f"{args.config}: OK")
     return 0
 

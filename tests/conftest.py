@@ -19,10 +19,10 @@ from server.app import Minisession
 from server.clock import FakeClock
 from server.config import parse_config
 from server.fake_wechat import FakeWeChat, make_app
-from server.http_options import make_http_server
+from server.http.httpserver import make_http_server
 from server.stores.memory import MemoryStore
 from server.stores.mongodb import MongoStore
-from tests.ferretdb import FerretDB, ensure_binary
+from devtools.ferretdb import FerretDB, ensure_binary
 from tests.log_guard import no_secrets_in_logs  # noqa: F401  (autouse: every test is guarded)
 
 SECRET = "test-signing-secret-0123456789abcdef-not-for-production"

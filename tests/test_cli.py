@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import to_toml
+from devtools.processes import to_toml
 
 ROOT = Path(__file__).resolve().parent.parent
 

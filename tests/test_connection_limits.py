@@ -1,6 +1,6 @@
 """One client cannot take a process down with connections (issue 11, item 7).
 
-Real ``minisession serve`` processes (tests/processes.py), started with a low RLIMIT_NOFILE
+Real ``minisession serve`` processes (devtools/processes.py), started with a low RLIMIT_NOFILE
 where the test needs one, and real TCP connections that send nothing:
 
 - out of file descriptors, the process neither spins nor floods its log (measured: its CPU
@@ -18,7 +18,7 @@ import resource
 import socket
 import time
 
-from tests.processes import ServerProcess, server_config
+from devtools.processes import ServerProcess, server_config
 from tests.rawhttp import connect, drain, exchange, read_response, request, send
 
 MEASURE = 5.0  # seconds, as in the issue

@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 
-from tests.processes import FakeWeChatProcess, ServerProcess, server_config
+from devtools.processes import FakeWeChatProcess, ServerProcess, server_config
 
 MARGIN = 3.0  # seconds of slack for process start/exit on a busy 2-core machine
 UNCLEAN = ("Traceback", "Task was destroyed", "Unclosed", "ERROR", "Exception ignored")

@@ -4,7 +4,7 @@ Each row of ``TABLE`` is one request and the answer it must get: a status and a 
 code, or, where Tornado refuses the request before any of our code sees it, Tornado's own
 behaviour (``BARE_400``: a bare ``400 Bad Request`` without a body, or no answer at all), and
 whether the connection is then closed. The table runs against one real server per store
-backend, on a free loopback port, configured through ``server.http_options`` exactly as
+backend, on a free loopback port, configured through ``server.http.httpserver`` exactly as
 ``minisession serve`` is. After every row the server must still answer; after the whole table
 it must still log users in and serve their sessions, and the stored sessions and users must be
 exactly what they were before the table.
@@ -31,7 +31,7 @@ import tornado.testing
 from handlers.base import ApiHandler
 from server.app import Minisession
 from server.clock import FakeClock
-from server.http_options import hard_body_limit, make_http_server
+from server.http.httpserver import hard_body_limit, make_http_server
 from server.ids import SessionIdSigner
 from server.stores.memory import MemoryStore
 from server.stores.mongodb import MongoStore

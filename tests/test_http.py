@@ -8,7 +8,7 @@ import tornado.httpserver
 import tornado.testing
 
 from server.app import Minisession
-from server.http_options import make_http_server
+from server.http.httpserver import make_http_server
 from server.ids import storage_key
 from tests.conftest import SECRET, make_config, on_both_stores, wechat_config
 

@@ -15,7 +15,7 @@ import httpx
 import pymongo
 import pytest
 
-from tests.processes import (
+from devtools.processes import (
     FakeWeChatProcess,
     ServerProcess,
     new_encryption_key,

@@ -24,7 +24,7 @@ import tornado.testing
 import tornado.web
 
 from server.app import Minisession
-from server.http_options import make_http_server
+from server.http.httpserver import make_http_server
 from tests.conftest import make_config
 from tests.rawhttp import connect, drain, exchange, read_response, request, send
 

@@ -13,7 +13,7 @@ from server.errors import StoreUnavailable
 from server.stores.base import SessionRecord, UserLogin
 from server.stores.mongodb import MongoStore
 from tests.conftest import make_config, open_store
-from tests.ferretdb import FerretDB, ensure_binary
+from devtools.ferretdb import FerretDB, ensure_binary
 
 ON_FERRETDB = not os.environ.get("MONGODB_URI")
 NOW = 1_800_000_000.0

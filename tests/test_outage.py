@@ -14,8 +14,8 @@ import pytest
 
 from server.config import ConfigError
 from tests.conftest import make_config
-from tests.ferretdb import FerretDB, ensure_binary
-from tests.processes import ServerProcess, server_config, wait_for
+from devtools.ferretdb import FerretDB, ensure_binary
+from devtools.processes import ServerProcess, server_config, wait_for
 
 STORE_TIMEOUT = 1.0
 # Slack on top of the store timeout for one answer: process scheduling on a busy 2-core CI box.

@@ -10,8 +10,8 @@ import tornado.testing
 from motor.motor_asyncio import AsyncIOMotorClient
 
 from server.app import Minisession
-from server.client_address import client_address, parse_networks
-from server.http_options import make_http_server
+from server.http.client_address import client_address, parse_networks
+from server.http.httpserver import make_http_server
 from server.ids import storage_key
 from server.sealing import new_key
 from tests.conftest import make_config, on_both_stores, wechat_config

@@ -8,7 +8,7 @@ import uuid
 import httpx
 import pymongo
 
-from tests.processes import FakeWeChatProcess, ServerProcess, server_config
+from devtools.processes import FakeWeChatProcess, ServerProcess, server_config
 from tests.test_cli import keygen
 from tests.test_instances import call, live_sessions
 

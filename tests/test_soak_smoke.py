@@ -5,7 +5,7 @@ import re
 import subprocess
 import sys
 
-from tests.processes import ROOT
+from devtools.processes import ROOT
 
 
 def test_a_short_soak_serves_mixed_traffic_without_errors(tmp_path, mongodb_uri):

@@ -17,7 +17,7 @@ import pytest
 
 from server.login.wechat import WeChatLoginProvider
 from tests.conftest import WECHAT_APPID, WECHAT_SECRET
-from tests.processes import FakeWeChatProcess, ServerProcess, server_config, wait_for
+from devtools.processes import FakeWeChatProcess, ServerProcess, server_config, wait_for
 
 WECHAT_TIMEOUT = 0.5
 MARGIN = 1.0  # scheduling slack on top of the timeout on a busy 2-core machine

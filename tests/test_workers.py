@@ -10,7 +10,7 @@ import httpx
 import pymongo
 import pytest
 
-from tests.processes import ServerProcess, server_config, wait_for
+from devtools.processes import ServerProcess, server_config, wait_for
 
 
 def children(pid: int) -> set[int]:

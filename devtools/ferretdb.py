@@ -10,7 +10,7 @@ generated ``build/version/version.txt``, so the installed binary panics at start
 the same module version (``go mod download``, checksum-verified), write ``version.txt``, and
 ``go build`` it with its own go.mod and go.sum.
 
-Run ``python -m tests.ferretdb`` to start one by hand (it prints the URI).
+Run ``python -m devtools.ferretdb`` to start one by hand (it prints the URI).
 """
 
 import json

@@ -28,6 +28,8 @@ import weakref
 
 from tornado import httputil
 
+from server.http import tornado_compat
+
 _POLL = 0.01  # seconds between checks while draining
 
 
@@ -58,7 +60,7 @@ class RequestTracker(httputil.HTTPServerConnectionDelegate):
 
     def close_an_idle_connection(self) -> bool:
         """Close a connection that waits for a request, to make room for a new client (see
-        server/connection_limits.py); False when every connection has a request in flight.
+        server/http/connection_limits.py); False when every connection has a request in flight.
 
         The oldest one that has not sent a complete request yet goes first (idle since its
         connect, or trickling its headers: what a flood of connections looks like), then the
@@ -211,9 +213,7 @@ class _TrackedConnection:
 
     def write_headers(self, start_line, headers, chunk=None):
         if self._request.tracker.draining:
-            # Tornado 6.5 (pinned) closes the connection after the answer when this flag is
-            # set, and then adds "Connection: close" to HTTP/1.1 answers itself.
-            self._connection._disconnect_on_finish = True
+            tornado_compat.close_after_answer(self._connection)
         return self._connection.write_headers(start_line, headers, chunk)
 
     def finish(self) -> None:

@@ -11,12 +11,12 @@ request line and headers (which is also how long an idle keep-alive connection s
 and that long again for its body. Then the connection is closed without an answer.
 
 ``server.max_connections`` caps the connections one process holds; see
-``server.connection_limits`` for what happens at the cap and when file descriptors run out.
+``server.http.connection_limits`` for what happens at the cap and when file descriptors run out.
 """
 
 from server.config import Config
-from server.connection_limits import CappedHTTPServer
-from server.draining import RequestTracker
+from server.http.connection_limits import CappedHTTPServer
+from server.http.draining import RequestTracker
 
 #: How far above the configured body limit Tornado itself stops reading. Chunked bodies are
 #: counted by the handler chunk by chunk, so a chunk that declares more than this margin gets
@@ -61,7 +61,7 @@ def make_http_server(application, config: Config, max_connections: int | None = 
                      ) -> tuple[CappedHTTPServer, RequestTracker]:
     """The application behind a :class:`RequestTracker` (graceful shutdown), with the options
     above, holding at most ``max_connections`` (default ``server.max_connections``) connections
-    (server/connection_limits.py): the server ``minisession serve`` runs, and the one every
+    (server/http/connection_limits.py): the server ``minisession serve`` runs, and the one every
     test server should be."""
     tracker = RequestTracker(application)
     server = CappedHTTPServer(

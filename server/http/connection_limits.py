@@ -33,6 +33,8 @@ from collections.abc import Callable
 from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
 
+from server.http import tornado_compat
+
 log = logging.getLogger("minisession")
 
 #: accept() errors that mean "no descriptor or buffer for a new socket now".
@@ -119,8 +121,7 @@ class CappedHTTPServer(HTTPServer):
         for sock in sockets:
             acceptor = _Acceptor(self, sock)
             self._acceptors.append(acceptor)
-            self._sockets[sock.fileno()] = sock
-            self._handlers[sock.fileno()] = acceptor.remove  # what stop() calls
+            tornado_compat.register_listening_socket(self, sock, acceptor.remove)
 
     def handle_stream(self, stream, address) -> None:
         self.open_connections += 1
@@ -196,7 +197,7 @@ class _Acceptor:
                                        BACKOFF)
                 self._make_room()
                 return
-            server._handle_connection(connection, address)
+            tornado_compat.serve_connection(server, connection, address)
 
     def _make_room(self) -> None:
         """Stop accepting; resume when a connection closes, or after BACKOFF."""
