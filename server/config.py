@@ -85,7 +85,7 @@ class ServerConfig:
     max_body_size: int = 65536
     max_header_size: int = 16384
     client_timeout: float = 20.0
-    #: Connections one process holds at most (see server/connection_limits.py).
+    #: Connections one process holds at most (see server/http/connection_limits.py).
     max_connections: int = 1000
     shutdown_grace: float = 10.0
     #: Pre-forked processes sharing the listening socket (see server/workers.py).
