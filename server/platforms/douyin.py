@@ -44,10 +44,11 @@ class DouyinLoginProvider(HttpLoginProvider):
         data = answer.get("data")
         if not isinstance(data, dict):
             raise self.unreadable()
-        openid = self.optional_text(data.get("openid")) if code else None
-        anonymous_openid = self.optional_text(data.get("anonymous_openid"))
-        if openid is None and anonymous_openid is None:
-            self.required_text(None)  # neither: an answer we cannot use
+        if code:
+            openid = self.required_text(data.get("openid"))
+            anonymous_openid = self.optional_text(data.get("anonymous_openid"))
+        else:  # anonymous: Douyin names the user by anonymous_openid alone
+            openid, anonymous_openid = None, self.required_text(data.get("anonymous_openid"))
         return Identity(openid=openid,
                         session_key=self.required_text(data.get("session_key")),
                         unionid=self.optional_text(data.get("unionid")),
