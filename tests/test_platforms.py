@@ -7,6 +7,8 @@ minisession's ``/login``, and ``minisession fake-platforms`` as a real process.
 """
 
 import logging
+import subprocess
+import sys
 import time
 
 import httpx
@@ -19,6 +21,7 @@ from server.clock import FakeClock
 from server.fakes import make_app
 from server.fakes.alipay import FakeAlipay, generate_key_pair
 from server.fakes.baidu import FakeBaidu
+from server.fakes.cli import alipay_keys as write_alipay_keys
 from server.fakes.douyin import FakeDouyin
 from server.fakes.kuaishou import FakeKuaishou
 from server.fakes.wechat import FakeQQ, FakeWeChat
@@ -429,9 +432,15 @@ async def test_fake_platforms_command_serves_every_platform(tmp_path):
 
 
 def test_keys_written_by_the_fake_are_private(tmp_path):
-    from server.fakes.cli import alipay_keys
-
-    keys = alipay_keys(tmp_path / "keys")
+    keys = write_alipay_keys(tmp_path / "keys")
     assert sorted(keys) == sorted(p.name for p in (tmp_path / "keys").iterdir())
     assert all((tmp_path / "keys" / name).stat().st_mode & 0o077 == 0 for name in keys)
-    assert alipay_keys(tmp_path / "keys") == keys  # kept: a second start uses the same pairs
+    assert write_alipay_keys(tmp_path / "keys") == keys  # kept: a second start uses the same pairs
+
+
+def test_platforms_do_not_import_tornado():
+    """The providers are plain Python: the HTTP status is the handlers' business."""
+    script = ("import sys, server.platforms as p\n"
+              "for name in p.PLATFORMS: __import__('server.platforms.' + name)\n"
+              "sys.exit('tornado' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", script], timeout=30).returncode == 0
