@@ -155,7 +155,7 @@ async def test_wrong_credentials_are_the_operators_to_fix(platform, wrong, provi
 
 @pytest.mark.gen_test(timeout=10)
 @pytest.mark.parametrize("platform", HTTP_PLATFORMS)
-@pytest.mark.parametrize("code", ["http500", "garbage", "nojson-object"])
+@pytest.mark.parametrize("code", ["http500", "garbage", "nojson-object", "empty-object"])
 async def test_unreadable_answers_are_unavailable(platform, code, provider_for):
     error = await failure(provider_for(platform), code)
     assert error.code == "platform_unavailable"

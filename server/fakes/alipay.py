@@ -93,7 +93,8 @@ class GatewayHandler(FakeHandler):
     async def post(self) -> None:
         await self.begin()
         fake = self.fake
-        params = {name: self.get_argument(name) for name in self.request.arguments}
+        # Unstripped: the signature covers the values exactly as sent.
+        params = {name: self.get_argument(name, strip=False) for name in self.request.arguments}
         self.set_header("Content-Type", "application/json; charset=utf-8")
         if params.get("app_id") != fake.appid:
             return self._error("isv.invalid-app-id")

@@ -23,6 +23,8 @@ Magic codes need no minting; each also works only once, like a real code:
     Answers HTTP 200 with a body that is not JSON.
 ``nojson-object``
     Answers HTTP 200 with ``[1,2]``: JSON, but not an object.
+``empty-object``
+    Answers HTTP 200 with ``{}``: an object, but without anything the platform always sends.
 
 Any magic code may end with ``:<anything>`` to make a fresh, unused one: ``user:alice:1``,
 ``user:alice:2`` are two logins of alice; ``err:-1:b`` is another busy answer. Any other code
@@ -50,12 +52,14 @@ _SLOW = re.compile(rf"slow:(\d{{1,4}}(?:\.\d+)?):({OPENID}){_TAIL}")
 _HTTP500 = re.compile(rf"http500{_TAIL}")
 _GARBAGE = re.compile(rf"garbage{_TAIL}")
 _NOJSON_OBJECT = re.compile(rf"nojson-object{_TAIL}")
+_EMPTY_OBJECT = re.compile(rf"empty-object{_TAIL}")
 
 
 @dataclass(frozen=True)
 class Verdict:
     """What a code means: ``kind`` is login, error, used, expired, unknown or a broken answer
-    (http500, garbage, nojson-object); ``value`` the openid or the platform error code."""
+    (http500, garbage, nojson-object, empty-object); ``value`` the openid or the platform's
+    error code."""
 
     kind: str
     value: str = ""
@@ -115,7 +119,7 @@ class FakePlatform:
             self.used.add(code)
             return Verdict("login", match.group(2), float(match.group(1)))
         for pattern, kind in ((_HTTP500, "http500"), (_GARBAGE, "garbage"),
-                              (_NOJSON_OBJECT, "nojson-object")):
+                              (_NOJSON_OBJECT, "nojson-object"), (_EMPTY_OBJECT, "empty-object")):
             if pattern.fullmatch(code):
                 self.used.add(code)
                 return Verdict(kind)
@@ -145,9 +149,9 @@ class FakeHandler(tornado.web.RequestHandler):
         elif verdict.kind == "garbage":
             self.set_header("Content-Type", "text/plain; charset=UTF-8")
             self.write("this is not JSON")
-        elif verdict.kind == "nojson-object":
+        elif verdict.kind in ("nojson-object", "empty-object"):
             self.set_header("Content-Type", "application/json; charset=UTF-8")
-            self.write("[1,2]")
+            self.write("[1,2]" if verdict.kind == "nojson-object" else "{}")
         else:
             return False
         return True

@@ -169,36 +169,37 @@ class AlipayLoginProvider(HttpLoginProvider):
         }
         params["sign"] = sign(self._private_key, signing_string(params))
         response = await self._send("POST", "/gateway.do", data=params)
+        node_name, node, signed = self._verified_node(response.content)
+        if node_name == _ERROR_NODE or node.get("code", "10000") != "10000":
+            raise self._error(node)
+        if not signed:
+            raise self._unsigned("a success without a signature")
+        return Identity(openid=self.required_text(node.get("open_id") or node.get("user_id")))
+
+    def _verified_node(self, body: bytes) -> tuple[str, dict, bool]:
+        """The answer's member (its name, its value), and whether it carries a signature.
+
+        A signature that is there but does not verify is refused here, error or success.
+        """
         try:
-            members = top_level_members(response.content.decode("utf-8"))
+            members = top_level_members(body.decode("utf-8"))
         except (UnicodeDecodeError, ValueError, RecursionError):
-            log.warning("Alipay %s (app %s) answered something that is not a JSON object",
-                        METHOD, self.credentials.name)
-            raise self.unreadable() from None
+            raise self.unreadable("something that is not a JSON object") from None
         node_name = _SUCCESS_NODE if _SUCCESS_NODE in members else _ERROR_NODE
         node_text, signature = members.get(node_name), members.get("sign")
         if node_text is None:
-            log.warning("Alipay %s (app %s) answered without a %s", METHOD,
-                        self.credentials.name, _SUCCESS_NODE)
-            raise self.unreadable()
-        signed = signature is not None and verify(self._alipay_key, node_text,
-                                                  json.loads(signature))
-        if signature is not None and not signed:
-            log.warning("Alipay %s (app %s): the answer's signature does not verify with the "
-                        "configured Alipay public key", METHOD, self.credentials.name)
-            raise self.refused_unsigned()
+            raise self.unreadable(f"an object without {_SUCCESS_NODE} or {_ERROR_NODE}")
+        if signature is not None and not verify(self._alipay_key, node_text,
+                                                json.loads(signature)):
+            raise self._unsigned("a signature that does not verify with the configured "
+                                 "Alipay public key")
         node = json.loads(node_text)
         if not isinstance(node, dict):
-            raise self.unreadable()
-        if node.get("code", "10000") != "10000" or node_name == _ERROR_NODE:
-            raise self._error(node)
-        if not signed:
-            log.warning("Alipay %s (app %s) answered a success without a signature", METHOD,
-                        self.credentials.name)
-            raise self.refused_unsigned()
-        return Identity(openid=self.required_text(node.get("open_id") or node.get("user_id")))
+            raise self.unreadable(f"a {node_name} that is not an object")
+        return node_name, node, signature is not None
 
-    def refused_unsigned(self) -> ProviderError:
+    def _unsigned(self, what: str) -> ProviderError:
+        log.warning("%s answered %s", self.where, what)
         return ProviderError("platform_misconfigured",
                              "Alipay's answer does not carry a valid signature; the server's "
                              "Alipay public key may be wrong")

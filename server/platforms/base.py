@@ -144,32 +144,34 @@ class HttpLoginProvider(LoginProvider):
     async def close(self) -> None:
         await self._client.aclose()
 
+    @property
+    def where(self) -> str:
+        """The API and the app, for log lines: "WeChat code2Session (app shop)"."""
+        return f"{self.label} {self.endpoint} (app {self.credentials.name})"
+
     async def _send(self, method: str, path: str, **kwargs) -> httpx.Response:
         """The platform's 2xx answer, or the ProviderError a client should see instead."""
-        where = f"{self.label} {self.endpoint} (app {self.credentials.name})"
         try:
             response = await self._client.request(method, path, **kwargs)
         # ``from None`` everywhere below: httpx exceptions hold the request, whose URL or body
         # carries the secret and the code, and a chained traceback would print them.
         except httpx.TimeoutException:
-            log.warning("%s did not answer in time", where)
+            log.warning("%s did not answer in time", self.where)
             raise ProviderError(
                 "platform_timeout",
                 f"{self.label} did not answer in time; get a new login code and retry",
             ) from None
         except httpx.TransportError as exc:
-            log.warning("cannot reach %s: %s", where, type(exc).__name__)
+            log.warning("cannot reach %s: %s", self.where, type(exc).__name__)
             raise ProviderError(
                 "platform_unavailable",
                 f"{self.label} could not be reached; get a new login code and retry shortly",
             ) from None
         except httpx.HTTPError as exc:
             # Anything else httpx raises (e.g. an undecodable Content-Encoding) is a broken answer.
-            log.warning("unreadable answer from %s: %s", where, type(exc).__name__)
-            raise self.unreadable() from None
+            raise self.unreadable(f"an answer httpx cannot read ({type(exc).__name__})") from None
         if not response.is_success:
-            log.warning("%s answered HTTP %d", where, response.status_code)
-            raise self.unreadable()
+            raise self.unreadable(f"HTTP {response.status_code}")
         return response
 
     async def _send_json(self, method: str, path: str, **kwargs) -> dict:
@@ -180,15 +182,14 @@ class HttpLoginProvider(LoginProvider):
         except ValueError:  # not JSON, or not UTF-8
             data = None
         if not isinstance(data, dict):
-            log.warning("%s %s (app %s) answered something that is not a JSON object",
-                        self.label, self.endpoint, self.credentials.name)
-            raise self.unreadable()
+            raise self.unreadable("something that is not a JSON object")
         return data
 
-    def unreadable(self, why: str = "") -> ProviderError:
-        """The error for an answer this server cannot use (logged by the caller)."""
+    def unreadable(self, what: str) -> ProviderError:
+        """The error for an answer this server cannot use; ``what`` it was goes to the log."""
+        log.warning("%s answered %s", self.where, what)
         return ProviderError("platform_unavailable",
-                             f"{self.label} gave an answer this server cannot read{why}")
+                             f"{self.label} gave an answer this server cannot read")
 
     def refused(self, code: str, platform_code, text, hint: str = "",
                 retry_after: int | None = None) -> ProviderError:
@@ -204,17 +205,15 @@ class HttpLoginProvider(LoginProvider):
         if hint:
             message += f"; {hint}"
         if code in ("platform_misconfigured", "platform_error"):
-            log.error("%s %s (app %s) refused the call: %s %r %r", self.label, self.endpoint,
-                      self.credentials.name, self.code_name, platform_code, words)
+            log.error("%s refused the call: %s %r %r", self.where, self.code_name,
+                      platform_code, words)
         return ProviderError(code, message, retry_after)
 
     def required_text(self, value) -> str:
         """A non-empty string from a success answer, or the unreadable-answer error."""
         if isinstance(value, str) and value:
             return value
-        log.warning("%s %s (app %s) success lacks a usable field", self.label, self.endpoint,
-                    self.credentials.name)
-        raise self.unreadable()
+        raise self.unreadable("a success with a missing or unusable field")
 
     def optional_text(self, value) -> str | None:
         """An optional string (unionid...): empty means absent; another type is unreadable."""

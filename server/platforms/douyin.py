@@ -37,13 +37,15 @@ class DouyinLoginProvider(HttpLoginProvider):
             body["anonymous_code"] = anonymous_code
         answer = await self._send_json("POST", "/api/apps/v2/jscode2session", json=body)
         err_no = answer.get("err_no")
+        if err_no is None:
+            raise self.unreadable("an object without err_no")
         if err_no != 0:
             generic, retry_after = _ERRORS.get(err_no, ("platform_error", None))
             hint = "call tt.login() again for a new code" if generic == "code_invalid" else ""
             raise self.refused(generic, err_no, answer.get("err_tips"), hint, retry_after)
         data = answer.get("data")
         if not isinstance(data, dict):
-            raise self.unreadable()
+            raise self.unreadable("a success without a data object")
         if code:
             openid = self.required_text(data.get("openid"))
             anonymous_openid = self.optional_text(data.get("anonymous_openid"))

@@ -29,6 +29,8 @@ class KuaishouLoginProvider(HttpLoginProvider):
             "js_code": code,
         })
         result = data.get("result")
+        if result is None:
+            raise self.unreadable("an object without result")
         if result != 1:
             generic, retry_after = _ERRORS.get(result, ("platform_error", None))
             hint = "call ks.login() again for a new code" if generic == "code_invalid" else ""
