@@ -116,7 +116,7 @@ class GatewayHandler(FakeHandler):
         if verdict.kind == "login":
             return self.write(fake.signed_answer("alipay_system_oauth_token_response",
                                                  fake.success(verdict.value)))
-        if verdict.kind == "error" and verdict.value.isdigit():
+        if verdict.kind == "error" and verdict.value.isdecimal():
             return self.write(fake.signed_answer("error_response", fake.error(verdict.value)))
         return self._error(verdict.value if verdict.kind == "error" else "isv.code-invalid")
 

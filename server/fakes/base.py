@@ -55,6 +55,11 @@ _NOJSON_OBJECT = re.compile(rf"nojson-object{_TAIL}")
 _EMPTY_OBJECT = re.compile(rf"empty-object{_TAIL}")
 
 
+def is_number(text: str) -> bool:
+    """Whether an ``err:`` value is a numeric platform code ("-1", "40029")."""
+    return text.removeprefix("-").isdecimal()
+
+
 @dataclass(frozen=True)
 class Verdict:
     """What a code means: ``kind`` is login, error, used, expired, unknown or a broken answer

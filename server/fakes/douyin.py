@@ -12,7 +12,7 @@ import hmac
 import json
 import secrets
 
-from server.fakes.base import FakeHandler, FakePlatform
+from server.fakes.base import FakeHandler, FakePlatform, is_number
 
 _TIPS = {-1: "system error", 40014: "bad params", 40015: "bad appid", 40017: "bad secret",
          40018: "bad code", 40019: "bad anonymous_code"}
@@ -58,7 +58,7 @@ class DouyinHandler(FakeHandler):
             verdict = fake.judge(value)
             if await self.broken_answer(verdict):
                 return None
-            if verdict.kind == "error" and verdict.value.lstrip("-").isdigit():
+            if verdict.kind == "error" and is_number(verdict.value):
                 return self.write(error(int(verdict.value)))
             if verdict.kind != "login":
                 return self.write(error(bad_code))

@@ -7,7 +7,7 @@ Wrong app_id or app_secret -> ``result`` 240002, no code -> 100, a bad, used or 
 
 import hmac
 
-from server.fakes.base import FakeHandler, FakePlatform
+from server.fakes.base import FakeHandler, FakePlatform, is_number
 
 _MESSAGES = {100: "params incomplete", 240001: "invalid code", 240002: "invalid app_secret"}
 
@@ -40,7 +40,7 @@ class KuaishouHandler(FakeHandler):
         verdict = fake.judge(code)
         if await self.broken_answer(verdict):
             return None
-        if verdict.kind == "error" and verdict.value.lstrip("-").isdigit():
+        if verdict.kind == "error" and is_number(verdict.value):
             return self.write(error(int(verdict.value)))
         if verdict.kind != "login":
             return self.write(error(240001))

@@ -10,7 +10,7 @@ session_key each time, plus ``"unionid": "union-<openid>"`` when started with ``
 import hmac
 import secrets
 
-from server.fakes.base import FakeHandler, FakePlatform
+from server.fakes.base import FakeHandler, FakePlatform, is_number
 
 # WeChat's wording for the errcodes it commonly returns.
 _ERRMSG = {
@@ -89,10 +89,6 @@ class Jscode2SessionHandler(FakeHandler):
             return None
         if verdict.kind == "login":
             return self.write(fake.success(verdict.value))
-        if verdict.kind == "error" and _is_int(verdict.value):
+        if verdict.kind == "error" and is_number(verdict.value):
             return self.write(error(int(verdict.value)))
         return self.write(error(40163 if verdict.kind == "used" else 40029))
-
-
-def _is_int(text: str) -> bool:
-    return text.lstrip("-").isdigit()
