@@ -148,7 +148,7 @@ class Bench:
         if self._fake is None:
             port = free_port()
             self._fake = self.service("fake-wechat", python_module(
-                "server.cli", "fake-wechat", "--port", str(port), "--appid", WECHAT_APPID,
+                "server.cli", "fake-platforms", "--port", str(port), "--appid", WECHAT_APPID,
                 "--secret", WECHAT_SECRET),
                 port, health="/fake/stats")
         return self._fake.url

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from devtools.ferretdb import FerretDB, ensure_binary
-from devtools.processes import FakeWeChatProcess, ServerProcess, server_config
+from devtools.processes import FakePlatformsProcess, ServerProcess, server_config
 
 ROUNDS = 8  # check/write/read rounds per login
 
@@ -213,7 +213,7 @@ def own_stack(workdir: Path, args):
             ferret.start()
             started.append(ferret)
             uri = ferret.uri
-        fake = FakeWeChatProcess(workdir).start()
+        fake = FakePlatformsProcess(workdir).start()
         started.append(fake)
         config = server_config(uri, database="minisession_soak", wechat_base=fake.url,
                                log={"level": args.log_level})

@@ -1,4 +1,4 @@
-"""Real processes for tests and the soak: ``minisession serve`` and ``minisession fake-wechat``.
+"""Real processes for tests and the soak: ``minisession serve`` and ``minisession fake-platforms``.
 
 Each process gets its own written config file, listens on a free loopback port (``port = 0``;
 the port is read back from its log), and logs to a file, never to a pipe: a pipe nobody reads
@@ -269,15 +269,15 @@ class ServerProcess(_Process):
         return self
 
 
-class FakeWeChatProcess(_Process):
-    """``minisession fake-wechat`` accepting our test appid and secret."""
+class FakePlatformsProcess(_Process):
+    """``minisession fake-platforms`` (every platform's fake) accepting our test appid and secret."""
 
-    def __init__(self, workdir: Path, name: str = "fake-wechat"):
+    def __init__(self, workdir: Path, name: str = "fake-platforms"):
         super().__init__(workdir, name)
 
-    def start(self, port: int = 0, timeout: float = 20) -> "FakeWeChatProcess":
+    def start(self, port: int = 0, timeout: float = 20) -> "FakePlatformsProcess":
         """Start it (again: pass the old ``port`` to come back where clients expect it)."""
-        self._spawn(["fake-wechat", "--port", str(port), "--appid", WECHAT_APPID,
+        self._spawn(["fake-platforms", "--port", str(port), "--appid", WECHAT_APPID,
                      "--secret", WECHAT_SECRET], timeout)
         return self
 

@@ -18,11 +18,24 @@ import tornado.web
 from server.cookies import cookie_values, header_values, session_cookie
 from server.errors import ApiError
 from server.http import tornado_compat
+from server.platforms import ProviderError
 
 log = logging.getLogger("minisession.http")
 
 # Standard Tornado errors (raised before our code runs) keep a stable machine code.
 _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+# What a client sees when its platform did not log it in: ProviderError.code -> (status, the
+# Retry-After to send when the platform named no wait).
+_PROVIDER_STATUS = {
+    "code_invalid": (400, None),
+    "user_blocked": (403, None),
+    "platform_rate_limited": (429, 60),
+    "platform_busy": (503, 1),
+    "platform_unavailable": (502, None),
+    "platform_timeout": (504, None),
+    "platform_misconfigured": (502, None),
+    "platform_error": (502, None),
+}
 # Tornado's own rule: a Content-Length is digits only; identical repeats ("5, 5") are tolerated.
 _CONTENT_LENGTH = re.compile(r"[0-9]+(?:,\s*[0-9]+)*")
 
@@ -33,6 +46,13 @@ _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 def _reject_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _provider_error(error: ProviderError) -> ApiError:
+    status, default_wait = _PROVIDER_STATUS[error.code]
+    wait = error.retry_after or default_wait
+    return ApiError(status, error.code, error.message,
+                    {"Retry-After": str(wait)} if wait else None)
 
 
 def _bad_framing(message: str) -> ApiError:
@@ -157,6 +177,13 @@ class ApiHandler(tornado.web.RequestHandler):
 
     # -- output of errors ------------------------------------------------------------------
 
+    def send_error(self, status_code: int = 500, **kwargs) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, ProviderError):
+            error = _provider_error(exc)
+            kwargs["exc_info"], status_code = (ApiError, error, None), error.status
+        super().send_error(status_code, **kwargs)
+
     def write_error(self, status_code: int, **kwargs) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if not self._body_read:
@@ -190,6 +217,14 @@ class ApiHandler(tornado.web.RequestHandler):
         return f"{self.request.method} {self.request.path} ({self.request.remote_ip})"
 
     def log_exception(self, typ, value, tb) -> None:
+        if isinstance(value, ProviderError):
+            if value.code == "platform_misconfigured":
+                # Only the operator can fix this: name the app (never its credentials).
+                log.warning("%s %s: the platform refused app %r's credentials; check its "
+                            "appid, secret and keys", self.request.method, self.request.path,
+                            value.app)
+                return
+            value = _provider_error(value)
         if isinstance(value, ApiError):
             # Client errors are answers, not incidents; 5xx ones are logged (no traceback).
             if value.status >= 500:

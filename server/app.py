@@ -22,13 +22,14 @@ from handlers.session import (
     SessionDataHandler,
     SessionHandler,
 )
+from server import platforms
 from server.clock import SystemClock
 from server.config import Config
 from server.errors import StoreUnavailable
 from server.http import log_redaction, tornado_compat
 from server.http.client_address import parse_networks
 from server.ids import SessionIdSigner
-from server.login.base import LoginProvider
+from server.platforms import AppCredentials, LoginProvider
 from server.ratelimit import LoginRateLimits
 from server.sealing import Sealer
 from server.sessions import SessionPolicy, SessionService
@@ -69,14 +70,11 @@ def make_store(config: Config) -> SessionStore:
 
 
 def make_provider(config: Config) -> LoginProvider:
-    if config.login.provider == "dev":
-        from server.login.dev import DevLoginProvider
-
-        return DevLoginProvider()
-    from server.login.wechat import WeChatLoginProvider
-
+    """The one app of today's ``[login] provider`` + ``[wechat]`` configuration."""
     wechat = config.wechat
-    return WeChatLoginProvider(wechat.appid, wechat.secret, wechat.api_base, wechat.timeout)
+    return platforms.make_provider(AppCredentials(
+        name="default", platform=config.login.provider, appid=wechat.appid or "",
+        secret=wechat.secret or "", api_base=wechat.api_base, timeout=wechat.timeout))
 
 
 def log_request(handler: tornado.web.RequestHandler) -> None:

@@ -1,5 +1,5 @@
 """The ``minisession`` command: ``serve`` the session server, ``check-config``, ``keygen`` (fresh
-secrets for the config), or run the ``fake-wechat`` dev tool."""
+secrets for the config), or run the ``fake-platforms`` dev tool."""
 
 import argparse
 import asyncio
@@ -141,10 +141,10 @@ def _keygen_command(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["fake-wechat"]:
-        from server.fake_wechat import main as fake_main
+    if argv[:1] in (["fake-platforms"], ["fake-wechat"]):  # fake-wechat: the old name
+        from server.fakes.cli import main as fake_main
 
-        return fake_main(argv[1:])
+        return fake_main(argv[1:], prog="minisession " + argv[0])
     parser = argparse.ArgumentParser(prog="minisession", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the session server")
@@ -156,8 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     keygen = commands.add_parser("keygen", help="print fresh session.secrets, "
                                                 "store.encryption_keys and admin.api_keys")
     keygen.set_defaults(run=_keygen_command)
-    commands.add_parser("fake-wechat", help="run a fake WeChat API for development "
-                                            "(see 'minisession fake-wechat --help')")
+    commands.add_parser("fake-platforms", help="run fake WeChat, QQ, Douyin, Baidu, Kuaishou "
+                                               "and Alipay login APIs for development (see "
+                                               "'minisession fake-platforms --help'; alias "
+                                               "fake-wechat)")
     args = parser.parse_args(argv)
     return args.run(args)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from server.errors import ApiError
 from server.ids import SessionIdSigner, storage_key
-from server.login.base import Identity, LoginProvider
+from server.platforms import Identity, LoginProvider
 from server.sealing import Sealer
 from server.stores.base import DataTooLarge, SessionRecord, SessionStore, UserLogin, data_size
 

@@ -18,7 +18,8 @@ import tornado.testing
 from server.app import Minisession
 from server.clock import FakeClock
 from server.config import parse_config
-from server.fake_wechat import FakeWeChat, make_app
+from server.fakes import make_app
+from server.fakes.wechat import FakeWeChat
 from server.http.httpserver import make_http_server
 from server.stores.memory import MemoryStore
 from server.stores.mongodb import MongoStore

@@ -6,7 +6,9 @@ Secrets are collected where they are born, whoever makes them:
 - every session token signed, and its raw id (``SessionIdSigner.sign``);
 - every value sealed for the store: WeChat session_keys and raw ids (``Sealer.seal``);
 - every signing secret, encryption key, admin API key, WeChat app secret and MongoDB URI a
-  server was configured with (``Minisession.__init__``).
+  server was configured with (``Minisession.__init__``);
+- every app secret and private key a platform provider was built with, every login code it
+  exchanged and every session_key it received (``LoginProvider``).
 
 A secret is looked for whole; short values (under 12 characters) are skipped, since they
 would match by chance.
@@ -23,6 +25,7 @@ import pytest
 
 from server.app import Minisession
 from server.ids import SessionIdSigner
+from server.platforms import LoginProvider
 from server.sealing import Sealer
 
 MIN_LENGTH = 12
@@ -74,9 +77,25 @@ def _install_spies() -> None:
                *(v for v in (config.wechat.secret, config.store.mongodb_uri) if v))
         init(self, config, **kwargs)
 
+    provider_init = LoginProvider.__init__
+
+    def spy_provider_init(self, credentials):
+        _watch(*(v for v in (credentials.secret, credentials.private_key_pem) if v))
+        provider_init(self, credentials)
+
+    exchange = LoginProvider.exchange
+
+    async def spy_exchange(self, code, anonymous_code=None):
+        _watch(*(c for c in (code, anonymous_code) if isinstance(c, str)))
+        identity = await exchange(self, code, anonymous_code)
+        _watch(*(v for v in (identity.session_key,) if v))
+        return identity
+
     SessionIdSigner.sign = spy_sign
     Sealer.seal = spy_seal
     Minisession.__init__ = spy_init
+    LoginProvider.__init__ = spy_provider_init
+    LoginProvider.exchange = spy_exchange
 
 
 _install_spies()

@@ -93,7 +93,8 @@ def test_serve_dev_config_logs_in_and_stops_cleanly_on_sigterm(tmp_path):
         process.stderr.close()
 
 
-@pytest.mark.parametrize("args", [["fake-wechat", "--help"], ["--help"]])
+@pytest.mark.parametrize("args", [["fake-platforms", "--help"], ["fake-wechat", "--help"],
+                                  ["--help"]])
 def test_help_is_available(args):
     done = run_cli(*args)
     assert done.returncode == 0 and "usage" in done.stdout.lower()

@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 
-from devtools.processes import FakeWeChatProcess, ServerProcess, server_config
+from devtools.processes import FakePlatformsProcess, ServerProcess, server_config
 
 MARGIN = 3.0  # seconds of slack for process start/exit on a busy 2-core machine
 UNCLEAN = ("Traceback", "Task was destroyed", "Unclosed", "ERROR", "Exception ignored")
@@ -21,7 +21,7 @@ UNCLEAN = ("Traceback", "Task was destroyed", "Unclosed", "ERROR", "Exception ig
 
 @pytest.fixture(scope="module")
 def fake(tmp_path_factory):
-    with FakeWeChatProcess(tmp_path_factory.mktemp("drain-fake")).start() as process:
+    with FakePlatformsProcess(tmp_path_factory.mktemp("drain-fake")).start() as process:
         yield process
 
 

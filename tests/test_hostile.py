@@ -148,9 +148,9 @@ TABLE = [
     Case("json-array-login", post_login(b'["dev:alice"]'), 400, "invalid_json"),
     # --- Content types and form bodies -------------------------------------------------------
     Case("ctype-text-plain-json", post_login(b'{"code":"nope"}', [("Content-Type", "text/plain")]),
-         400, "invalid_code"),
+         400, "code_invalid"),
     Case("ctype-json-on-form-body",
-         post_login(b"code=nope", [("Content-Type", "application/json")]), 400, "invalid_code"),
+         post_login(b"code=nope", [("Content-Type", "application/json")]), 400, "code_invalid"),
     Case("ctype-multipart", post_login(
         b'--zz\r\nContent-Disposition: form-data; name="code"\r\n\r\ndev:x\r\n--zz--',
         [("Content-Type", "multipart/form-data; boundary=zz")]), 400, "missing_code"),
@@ -165,14 +165,14 @@ TABLE = [
     Case("code-10kB", post_login(b'{"code":"dev:' + b"a" * 10_240 + b'"}'), 400,
          "invalid_code"),
     Case("code-nul", post_login(b'{"code":"dev:al\\u0000ice"}'), 400, "invalid_code"),
-    Case("code-fullwidth", post_login('{"code":"dev:ａｌｉｃｅ"}'.encode()), 400, "invalid_code"),
+    Case("code-fullwidth", post_login('{"code":"dev:ａｌｉｃｅ"}'.encode()), 400, "code_invalid"),
     Case("code-rtl-override", post_login(b'{"code":"dev:alice\\u202e"}'), 400, "invalid_code"),
     Case("code-lone-surrogate", post_login(b'{"code":"dev:\\ud800"}'), 400, "invalid_code"),
     Case("code-not-a-string", post_login(b'{"code":["dev:alice"]}'), 400, "invalid_code"),
-    Case("code-query-nul", get("/login?code=dev:al%00ice"), 400, "invalid_code"),
+    Case("code-query-nul", get("/login?code=dev:al%00ice"), 400, "code_invalid"),
     Case("code-query-not-utf8", get("/login?code=%ff%fe"), 400, "bad_request"),
-    Case("code-query-fragment", get("/login?code=dev:alice#x"), 400, "invalid_code"),
-    Case("code-query-last-wins", get("/login?code=dev:alice&code=nope"), 400, "invalid_code"),
+    Case("code-query-fragment", get("/login?code=dev:alice#x"), 400, "code_invalid"),
+    Case("code-query-last-wins", get("/login?code=dev:alice&code=nope"), 400, "code_invalid"),
     # --- Bodies over the limit, framing, request smuggling -----------------------------------
     # A body of exactly the limit is read whole (here: blank, so no code).
     Case("body-exactly-at-limit", post_login(b" " * MAX_BODY), 400, "missing_code"),

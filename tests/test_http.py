@@ -62,7 +62,7 @@ async def test_login_code_arrives_every_way_clients_send_it(client, how):
     ('{"code": 42}', 400, "invalid_code"),
     ('{"code": "' + "x" * 300 + '"}', 400, "invalid_code"),
     ('{"code": "dev:a\\u0000b"}', 400, "invalid_code"),
-    ('{"code": "not-a-dev-code"}', 400, "invalid_code"),
+    ('{"code": "not-a-dev-code"}', 400, "code_invalid"),  # the dev platform refuses it
     ('{"code": ', 400, "invalid_json"),
     ("[1, 2]", 400, "invalid_json"),
     ('{"code": NaN}', 400, "invalid_json"),
@@ -250,21 +250,24 @@ async def test_newest_session_key_replaces_the_stored_one(client, api_base, stor
     assert sealed.startswith("v1.") and first not in sealed and second not in sealed
 
 
-@pytest.mark.parametrize("code, status, error", [
-    ("err:-1", 503, "wechat_busy"),
-    ("err:40029", 400, "invalid_code"),
-    ("err:40163", 400, "invalid_code"),
-    ("err:40226", 403, "user_blocked"),
-    ("err:45011", 429, "wechat_rate_limited"),
-    ("err:40125", 502, "wechat_error"),
-    ("garbage", 502, "wechat_bad_response"),
-    ("http500", 502, "wechat_bad_response"),
-    ("slow:3:frank", 504, "wechat_timeout"),
+@pytest.mark.parametrize("code, status, error, retry_after", [
+    ("err:-1", 503, "platform_busy", "1"),
+    ("err:40029", 400, "code_invalid", None),
+    ("err:40163", 400, "code_invalid", None),
+    ("err:40226", 403, "user_blocked", None),
+    ("err:45011", 429, "platform_rate_limited", "60"),
+    ("err:40125", 502, "platform_misconfigured", None),
+    ("err:40002", 502, "platform_error", None),
+    ("garbage", 502, "platform_unavailable", None),
+    ("http500", 502, "platform_unavailable", None),
+    ("slow:3:frank", 504, "platform_timeout", None),
 ])
 @pytest.mark.gen_test(timeout=20)
-async def test_wechat_failures_map_to_documented_answers(client, api_base, code, status, error):
+async def test_wechat_failures_map_to_documented_answers(client, api_base, code, status, error,
+                                                         retry_after):
     response = await client.login(code)
     assert (response.code, response.json["error"]) == (status, error)
+    assert response.headers.get("Retry-After") == retry_after
     assert session_cookies(response) == []
 
 
@@ -273,7 +276,7 @@ async def test_a_used_code_is_refused(client, api_base, fake):
     code = fake.mint_code("gina")
     assert (await client.login(code)).code == 200
     response = await client.login(code)
-    assert (response.code, response.json["error"]) == (400, "invalid_code")
+    assert (response.code, response.json["error"]) == (400, "code_invalid")
 
 
 # -- logout ----------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import pymongo
 import pytest
 
 from devtools.processes import (
-    FakeWeChatProcess,
+    FakePlatformsProcess,
     ServerProcess,
     new_encryption_key,
     server_config,
@@ -36,7 +36,7 @@ def cluster(mongodb_uri, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("instances")
     database = f"minisession_instances_{uuid.uuid4().hex[:12]}"
     key = new_encryption_key()  # shared: each instance must open what the other sealed
-    fake = FakeWeChatProcess(workdir).start()
+    fake = FakePlatformsProcess(workdir).start()
     servers = []
     try:
         for name in ("a", "b"):

@@ -8,7 +8,7 @@ import uuid
 import httpx
 import pymongo
 
-from devtools.processes import FakeWeChatProcess, ServerProcess, server_config
+from devtools.processes import FakePlatformsProcess, ServerProcess, server_config
 from tests.test_cli import keygen
 from tests.test_instances import call, live_sessions
 
@@ -17,7 +17,7 @@ def test_instances_with_keygen_secrets_agree_on_one_session_across_a_restart(mon
                                                                              tmp_path):
     values, _ = keygen()
     database = f"minisession_keygen_{uuid.uuid4().hex[:12]}"
-    fake = FakeWeChatProcess(tmp_path).start()
+    fake = FakePlatformsProcess(tmp_path).start()
     servers = []
     try:
         for name in ("a", "b"):

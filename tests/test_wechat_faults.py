@@ -15,23 +15,24 @@ import time
 import httpx
 import pytest
 
-from server.login.wechat import WeChatLoginProvider
+from server.platforms import AppCredentials
+from server.platforms.wechat import WeChatLoginProvider
 from tests.conftest import WECHAT_APPID, WECHAT_SECRET
-from devtools.processes import FakeWeChatProcess, ServerProcess, server_config, wait_for
+from devtools.processes import FakePlatformsProcess, ServerProcess, server_config, wait_for
 
 WECHAT_TIMEOUT = 0.5
 MARGIN = 1.0  # scheduling slack on top of the timeout on a busy 2-core machine
 
 # (code, status, error) for a batch of faulty logins; "{n}" makes each code fresh.
 FAULTS = [
-    ("slow:2:tim:{n}", 504, "wechat_timeout"),
-    ("http500:{n}", 502, "wechat_bad_response"),
-    ("garbage:{n}", 502, "wechat_bad_response"),
-    ("nojson-object:{n}", 502, "wechat_bad_response"),
-    ("err:-1:{n}", 503, "wechat_busy"),
-    ("err:40163:{n}", 400, "invalid_code"),
-    ("err:45011:{n}", 429, "wechat_rate_limited"),
-    ("err:40125:{n}", 502, "wechat_error"),
+    ("slow:2:tim:{n}", 504, "platform_timeout"),
+    ("http500:{n}", 502, "platform_unavailable"),
+    ("garbage:{n}", 502, "platform_unavailable"),
+    ("nojson-object:{n}", 502, "platform_unavailable"),
+    ("err:-1:{n}", 503, "platform_busy"),
+    ("err:40163:{n}", 400, "code_invalid"),
+    ("err:45011:{n}", 429, "platform_rate_limited"),
+    ("err:40125:{n}", 502, "platform_misconfigured"),
     ("slow:0.2:sue:{n}", 200, None),  # slow, but within the timeout: a normal login
 ]
 
@@ -39,7 +40,7 @@ FAULTS = [
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("wechat-faults")
-    fake = FakeWeChatProcess(workdir).start()
+    fake = FakePlatformsProcess(workdir).start()
     config = server_config(wechat_base=fake.url, wechat={"timeout": WECHAT_TIMEOUT})
     server = ServerProcess(config, workdir)
     try:
@@ -90,7 +91,7 @@ def test_a_code_is_never_sent_twice_even_after_a_timeout(stack):
     before = fake.calls()
     started = time.monotonic()
     response = httpx.post(server.url + "/login", json={"code": "slow:1.5:ted"}, timeout=10)
-    assert (response.status_code, response.json()["error"]) == (504, "wechat_timeout")
+    assert (response.status_code, response.json()["error"]) == (504, "platform_timeout")
     assert time.monotonic() - started < WECHAT_TIMEOUT + MARGIN
     time.sleep(1.5)  # past the moment WeChat would have answered: a retry would show by now
     assert fake.calls() - before == 1
@@ -100,7 +101,7 @@ def test_a_code_is_never_sent_twice_even_after_a_timeout(stack):
 
 
 def test_wechat_going_away_and_coming_back_needs_no_restart(tmp_path):
-    fake = FakeWeChatProcess(tmp_path).start()
+    fake = FakePlatformsProcess(tmp_path).start()
     config = server_config(wechat_base=fake.url, wechat={"timeout": WECHAT_TIMEOUT})
     try:
         with ServerProcess(config, tmp_path).start() as server:
@@ -117,7 +118,7 @@ def test_wechat_going_away_and_coming_back_needs_no_restart(tmp_path):
                 results = asyncio.run(logins(server.url, [f"user:uma:x{attempt}{n}"
                                                           for n in range(4)]))
                 for code, status, error, seconds in results:
-                    assert (status, error) == (504, "wechat_unreachable"), code
+                    assert (status, error) == (502, "platform_unavailable"), code
                     assert seconds < WECHAT_TIMEOUT + MARGIN
 
             fake.start(port=port)  # the same address: nothing changes on our side
@@ -141,7 +142,9 @@ def _open_fds() -> int:
 
 @pytest.mark.gen_test(timeout=30)
 async def test_faulty_exchanges_leave_no_task_or_connection_behind(api_base, fake):
-    provider = WeChatLoginProvider(WECHAT_APPID, WECHAT_SECRET, api_base, timeout=0.2)
+    provider = WeChatLoginProvider(AppCredentials(
+        name="default", platform="wechat", appid=WECHAT_APPID, secret=WECHAT_SECRET,
+        api_base=api_base, timeout=0.2))
     try:
         width = 12
         await asyncio.gather(*(provider.exchange(f"user:vic:{n}") for n in range(width)))

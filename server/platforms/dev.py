@@ -1,4 +1,4 @@
-"""The ``dev`` provider: ``dev:<openid>`` logs in as that openid, no WeChat account needed.
+"""The ``dev`` platform: ``dev:<openid>`` logs in as that openid, no platform account needed.
 
 For development and demos only: anyone can log in as anyone, so the configuration refuses it
 on a non-loopback address.
@@ -8,8 +8,7 @@ import base64
 import re
 import secrets
 
-from server.errors import ApiError
-from server.login.base import Identity, LoginProvider
+from server.platforms.base import Identity, LoginProvider, ProviderError
 
 _DEV_CODE = re.compile(r"dev:([A-Za-z0-9_-]{1,64})")
 
@@ -17,11 +16,11 @@ _DEV_CODE = re.compile(r"dev:([A-Za-z0-9_-]{1,64})")
 class DevLoginProvider(LoginProvider):
     name = "dev"
 
-    async def exchange(self, code: str) -> Identity:
-        match = _DEV_CODE.fullmatch(code)
+    async def _exchange(self, code, anonymous_code=None) -> Identity:
+        match = _DEV_CODE.fullmatch(code or "")
         if match is None:
-            raise ApiError(
-                400, "invalid_code",
+            raise ProviderError(
+                "code_invalid",
                 "the dev login provider takes codes of the form dev:<openid> "
                 "(openid: 1-64 letters, digits, '_' or '-')",
             )

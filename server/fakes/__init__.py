@@ -1,0 +1,85 @@
+"""Fake mini-program platforms, for tests and for development without any platform account.
+
+``minisession fake-platforms`` serves every platform from one process, each under its own
+prefix and on its real paths, so that an app's ``api_base`` is ``http://HOST:PORT/<platform>``:
+
+=========  ==============================================  ==================================
+platform   endpoint (after ``/<platform>``)                module
+=========  ==============================================  ==================================
+wechat     ``GET /sns/jscode2session``                     :mod:`server.fakes.wechat`
+qq         ``GET /sns/jscode2session``                     :mod:`server.fakes.wechat`
+douyin     ``POST /api/apps/v2/jscode2session`` (JSON)     :mod:`server.fakes.douyin`
+baidu      ``POST /oauth/jscode2sessionkey`` (form)        :mod:`server.fakes.baidu`
+kuaishou   ``POST /oauth2/mp/code2session`` (form)         :mod:`server.fakes.kuaishou`
+alipay     ``POST /gateway.do`` (RSA2-signed form)         :mod:`server.fakes.alipay`
+=========  ==============================================  ==================================
+
+WeChat is also served at the root (``api_base = http://HOST:PORT``), as ``minisession
+fake-wechat`` always did. Codes (minted, or magic like ``user:alice`` and ``err:40029``) are
+described in :mod:`server.fakes.base`. ``POST /fake/login`` ``{"openid": ..., "platform": ...}``
+mints a code; ``GET /fake/stats`` counts the calls each platform answered.
+"""
+
+import json
+import logging
+import re
+
+import tornado.web
+
+from server.fakes.base import OPENID, FakePlatform
+
+log = logging.getLogger("minisession.fakes")
+
+
+class _FakesHandler(tornado.web.RequestHandler):
+    def initialize(self, fakes: dict[str, FakePlatform]) -> None:
+        self.fakes = fakes
+
+
+class LoginHandler(_FakesHandler):
+    """``POST /fake/login`` ``{"openid": ..., "platform": ...}`` -> ``{"code": ...}``."""
+
+    def post(self) -> None:
+        try:
+            body = json.loads(self.request.body)
+        except ValueError:
+            body = None
+        body = body if isinstance(body, dict) else {}
+        openid = body.get("openid")
+        fake = self.fakes.get(body.get("platform") or next(iter(self.fakes)))
+        if fake is None or not isinstance(openid, str) or not re.fullmatch(OPENID, openid):
+            self.set_status(400)
+            return self.write({"error": 'send {"openid": "...", "platform": "..."}: 1-64 '
+                                        f"letters, digits, _ or -; platforms: {list(self.fakes)}"})
+        self.write({"code": fake.mint_code(openid)})
+
+
+class StatsHandler(_FakesHandler):
+    """``GET /fake/stats``: how many login calls each platform has been asked."""
+
+    def get(self) -> None:
+        stats = {"calls": {name: fake.calls for name, fake in self.fakes.items()}}
+        if "wechat" in self.fakes:  # the name minisession fake-wechat always used
+            stats["jscode2session_calls"] = self.fakes["wechat"].calls
+        self.write(stats)
+
+
+def _log_request(handler: tornado.web.RequestHandler) -> None:
+    # Path only: query strings and bodies hold secrets and login codes, which no log shows.
+    request = handler.request
+    log.info("%d %s %s %.1fms", handler.get_status(), request.method, request.path,
+             1000 * request.request_time())
+
+
+def make_app(*fakes: FakePlatform) -> tornado.web.Application:
+    """The fake platforms' APIs as one Tornado application, each under ``/<platform>``."""
+    by_name = {fake.platform: fake for fake in fakes}
+    routes = []
+    for fake in fakes:
+        prefix = "/" + re.escape(fake.platform)
+        routes += [(prefix + pattern, handler, args) for pattern, handler, args in fake.routes()]
+    if "wechat" in by_name:
+        routes += by_name["wechat"].routes()
+    routes += [(r"/fake/login", LoginHandler, {"fakes": by_name}),
+               (r"/fake/stats", StatsHandler, {"fakes": by_name})]
+    return tornado.web.Application(routes, log_function=_log_request)
