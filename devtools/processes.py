@@ -270,7 +270,7 @@ class ServerProcess(_Process):
 
 
 class FakePlatformsProcess(_Process):
-    """``minisession fake-platforms`` (every platform's fake) accepting our test appid and secret."""
+    """``minisession fake-platforms`` (every platform's fake) with our test appid and secret."""
 
     def __init__(self, workdir: Path, name: str = "fake-platforms"):
         super().__init__(workdir, name)
