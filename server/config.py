@@ -513,7 +513,7 @@ def _check_risky_settings(value: Callable[[str, str], object], deployed: bool, w
         if host_is_public:
             notices.append("wechat.api_base: plain http:// to this machine while server.host "
                            "is public; fine for a local egress proxy, but the fake WeChat "
-                           "(minisession fake-wechat) lets anyone log in as anyone")
+                           "(minisession fake-platforms) lets anyone log in as anyone")
 
     # A /0 "proxy" makes every client a trusted proxy: anyone names their own address in
     # X-Forwarded-For and escapes the per-address login limit.
