@@ -48,3 +48,5 @@ def setup_logging(level: str, log_format: str = "text") -> None:
     handler.setFormatter(JsonFormatter() if log_format == "json"
                          else logging.Formatter(TEXT_FORMAT))
     logging.basicConfig(level=getattr(logging, level.upper()), handlers=[handler])
+    # Python's warnings too, so that a JSON log holds nothing but JSON lines.
+    logging.captureWarnings(True)
