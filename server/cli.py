@@ -13,13 +13,6 @@ from tornado.netutil import bind_sockets
 log = logging.getLogger("minisession")
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-
-
 async def _serve(config, sockets, max_connections: int) -> int:
     """Serve on ``sockets`` (bound already), holding at most ``max_connections`` connections,
     until SIGTERM/SIGINT, then drain; exit status."""
@@ -85,7 +78,9 @@ def _serve_command(args) -> int:
     config = _load_config(args.config)
     if config is None:
         return 2
-    _setup_logging(config.log.level)
+    from server.log_format import setup_logging
+
+    setup_logging(config.log.level, config.log.format)
     for notice in config.notices:
         log.warning("%s", notice)
     from server.http.tornado_compat import UntestedTornado, require_tested_tornado

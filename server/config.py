@@ -150,6 +150,8 @@ class WeChatConfig:
 @dataclass(frozen=True)
 class LogConfig:
     level: str = "info"
+    #: "text": readable lines; "json": one JSON object per line (server/log_format.py).
+    format: str = "text"
 
 
 @dataclass(frozen=True)
@@ -417,6 +419,7 @@ _SCHEMA: dict[str, tuple[type, dict[str, Checker]]] = {
     }),
     "log": (LogConfig, {
         "level": _choice("debug", "info", "warning", "error"),
+        "format": _choice("text", "json"),
     }),
     "admin": (AdminConfig, {
         "enabled": _boolean,

@@ -23,8 +23,10 @@ import logging
 
 import pytest
 
+from devtools.processes import readable_log
 from server.app import Minisession
 from server.ids import SessionIdSigner
+from server.log_format import JsonFormatter
 from server.platforms import LoginProvider
 from server.sealing import Sealer
 
@@ -32,13 +34,18 @@ MIN_LENGTH = 12
 
 
 class _Capture(logging.Handler):
+    """Each record as the text format shows it, then as the JSON format writes it (message,
+    access fields, exception), decoded: escaping cannot hide a secret from the search."""
+
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
         self.lines: list[str] = []
+        self.json = JsonFormatter()
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             text = record.getMessage()
+            text += "\n" + readable_log(self.json.format(record))
         except (TypeError, ValueError):  # a bad format string: keep its parts
             text = f"{record.msg!r} {record.args!r}"
         if record.exc_info:
