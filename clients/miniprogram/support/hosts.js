@@ -7,7 +7,7 @@
 //   with "method invalid"; a timeout fails with "request:fail timeout".
 // - my (Alipay): `headers` in, {data, status, headers} out, an HTTP status >= 400 goes to
 //   `fail` as error 19; getAuthCode instead of login; storage calls take {key, data}.
-// Every stand-in records what it sent (`log`) and counts its platform logins (`logins`).
+// Every stand-in records what it sent and the answer's status and body (`log`) and counts its platform logins (`logins`).
 
 const fs = require('node:fs');
 const http = require('node:http');
@@ -55,11 +55,14 @@ function standIn(kind, options = {}) {
     if (contentType && !Object.keys(header).some((k) => k.toLowerCase() === 'content-type')) {
       header['Content-Type'] = contentType;
     }
-    log.push({ method: o.method, path: url.pathname, url: o.url, header, body });
+    const entry = { method: o.method, path: url.pathname, url: o.url, header, body };
+    log.push(entry);
     const req = http.request(url, { method: o.method, headers: header }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => {
+        entry.status = res.statusCode;
+        entry.answer = Buffer.concat(chunks).toString('utf8');
         const { header: h, cookies } = headersOf(res);
         done(null, { status: res.statusCode, header: h, cookies, body: Buffer.concat(chunks) });
       });

@@ -102,7 +102,6 @@ test('5 parallel 401s cost 1 platform login and 1 /login, and every request is r
   const logins = host.standIn.logins - before.logins;
   const posts = host.standIn.count('/login') - before.posts;
   t.diagnostic(`${N} parallel 401s: ${logins} platform login(s), ${posts} POST /login`);
-  console.log(`# ${N} parallel 401s: ${logins} platform login(s), ${posts} POST /login`);
   assert.equal(logins, 1);
   assert.equal(posts, 1);
   assert.deepEqual(results, Array(N).fill({}), 'each request answered from the new session');
