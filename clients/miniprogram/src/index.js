@@ -182,20 +182,21 @@ function createClient(options) {
 
   // One host call as a promise, bounded even when the host never calls back.
   function hostCall(method, o) {
+    var limit = o.timeout || timeout;
     return new Promise(function (resolve, reject) {
       var settled = false;
       var task;
       var guard = setTimeout(function () {
-        finish(new MinisessionError('timeout', method + ': no answer within ' + timeout + ' ms'));
+        finish(new MinisessionError('timeout', method + ': no answer within ' + limit + ' ms'));
         if (task && task.abort) task.abort();
-      }, timeout + GUARD_MARGIN);
+      }, limit + GUARD_MARGIN);
       function finish(err, res) {
         if (settled) return;
         settled = true;
         clearTimeout(guard);
         if (err) reject(err); else resolve(res);
       }
-      task = host[method](assign({ timeout: timeout }, o), finish);
+      task = host[method](assign({ timeout: limit }, o), finish);
     });
   }
 
@@ -294,7 +295,10 @@ function createClient(options) {
       if (!id) return Promise.resolve(null);
       return hostCall('request', { url: urlFor('/session'), method: 'GET', header: headers({}, id) })
         .then(function (res) {
-          if (res.status === 401) { store.write(null); return null; }
+          if (res.status === 401) {
+            if (store.read() === id) store.write(null); // unless a login replaced it meanwhile
+            return null;
+          }
           if (res.status !== 200) throw httpError(res, 'GET /session');
           return jsonBody(res.data);
         });
