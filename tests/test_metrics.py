@@ -45,8 +45,11 @@ class Scrape:
         return {value for sample in self.samples for value in sample.labels.values()}
 
     def names(self) -> set[str]:
-        """Every name a query may use: families and their samples (_total, _bucket...)."""
-        return {family.name for family in self.families} | {s.name for s in self.samples}
+        """Every name a query may use: the families exported (with or without samples yet)
+        and the series each type has (_total, _bucket...)."""
+        suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
+        return {family.name + suffix for family in self.families
+                for suffix in ("", *suffixes.get(family.type, ()))}
 
 
 def scrape(url: str) -> Scrape:
