@@ -137,6 +137,8 @@ def test_figures_move_as_requests_are_made_and_labels_hold_no_user_value(single,
     assert delta(before, after, store_ops, operation="delete") == 1
     assert delta(before, after, "minisession_sessions_revoked_total", kind="logout") == 1
     assert after.value("minisession_store_errors_total") == 0
+    # One process: the plain registry, with its process metrics.
+    assert after.value("process_cpu_seconds_total") > 0
 
     # No label carries a user value: not the token, the openid, a code, nor any path.
     user_values = [token, token.split(".")[0], openid, *codes]
@@ -340,6 +342,7 @@ def test_two_workers_report_one_consistent_view(mongodb_uri, database, tmp_path)
             assert view.value("minisession_store_operation_duration_seconds_count",
                               operation="login") == 10
             assert not view.label_values() & set(tokens)
+            assert "process_cpu_seconds" not in view.names()  # the multiprocess view
 
         # A worker that dies: its figures stay counted (totals never go down), the
         # replacement adds to them.
