@@ -39,6 +39,8 @@ def server_config(port: int, wechat_url: str, mongodb_uri: str | None = None,
         "wechat": {"appid": WECHAT_APPID, "secret": WECHAT_SECRET, "api_base": wechat_url,
                    "timeout": 5.0},
         "log": {"level": log_level},
+        # Metrics on (as users run it), on a free port: a run starts several servers at once.
+        "admin": {"metrics_listen": "127.0.0.1:0"},
     }
 
 

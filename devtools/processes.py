@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from server.config import LoginConfig, StoreConfig
+from server.config import AdminConfig, LoginConfig, StoreConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "process-test-signing-secret-0123456789abcdef"
@@ -28,6 +28,7 @@ WECHAT_APPID = "wx-process-test"
 WECHAT_SECRET = "process-test-wechat-secret-0123456789"
 
 _LISTENING = re.compile(r"listening on http://127\.0\.0\.1:(\d+)")
+_METRICS = re.compile(r"metrics on (http://127\.0\.0\.1:\d+/metrics)")
 # What must never be in a process's log, whatever the test did: a session token (raw.mac), or
 # a WeChat session_key (16 bytes in base64).
 _SECRET_SHAPES = re.compile(r"[A-Za-z0-9_-]{32}\.[A-Za-z0-9_-]{22}"
@@ -120,6 +121,9 @@ def server_config(store_uri: str | None = None, database: str = "minisession_tes
     for key in ("rate_per_address", "rate_overall"):
         if _has_key(LoginConfig, key):
             config["login"][key] = 0
+    if _has_key(AdminConfig, "metrics_listen"):
+        # A free port (read back from the log), so that tests never fight over 9464.
+        config["admin"] = {"metrics_listen": "127.0.0.1:0"}
     for name, values in sections.items():
         config.setdefault(name, {}).update(values)
     return config
@@ -273,6 +277,13 @@ class ServerProcess(_Process):
         self.config_path.write_text(to_toml(self.config))
         self._spawn(["serve", "--config", str(self.config_path)], timeout, fd_limit)
         return self
+
+    @property
+    def metrics_url(self) -> str:
+        """Where this server serves /metrics (admin.metrics_listen), from its log."""
+        match = wait_for(lambda: _METRICS.search(self.log()[self._log_start:]), 10,
+                         what=f"{self.name} metrics listener")
+        return match.group(1)
 
     def ready(self) -> bool:
         try:

@@ -4,6 +4,7 @@ import functools
 import time
 
 from handlers.base import ApiHandler
+from server import metrics
 from server.http.client_address import client_address
 
 
@@ -57,6 +58,8 @@ class LoginHandler(ApiHandler):
         session, reused = await self.ctx.service.login(
             code, client_ip=self.client_address(),
             user_agent=self.request.headers.get("User-Agent"))
+        # One app today; the label stays when logins name their app.
+        metrics.count_login(self.ctx.provider.credentials.name, reused)
         send_session(self, session, reused=reused)
 
     def client_address(self) -> str:

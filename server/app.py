@@ -22,13 +22,14 @@ from handlers.session import (
     SessionDataHandler,
     SessionHandler,
 )
-from server import platforms
+from server import metrics, platforms
 from server.clock import SystemClock
 from server.config import Config
 from server.errors import StoreUnavailable
 from server.http import log_redaction, tornado_compat
 from server.http.client_address import parse_networks
 from server.ids import SessionIdSigner
+from server.instrument import InstrumentedProvider, InstrumentedStore
 from server.platforms import AppCredentials, LoginProvider
 from server.ratelimit import LoginRateLimits
 from server.sealing import Sealer
@@ -58,6 +59,10 @@ ROUTES = [
 
 
 def make_store(config: Config) -> SessionStore:
+    return InstrumentedStore(_make_store(config))  # each call timed and counted
+
+
+def _make_store(config: Config) -> SessionStore:
     if config.store.backend == "mongodb":
         # Imported here so that the memory backend never loads the MongoDB driver.
         from server.stores.mongodb import MongoStore
@@ -72,9 +77,9 @@ def make_store(config: Config) -> SessionStore:
 def make_provider(config: Config) -> LoginProvider:
     """The one app of today's ``[login] provider`` + ``[wechat]`` configuration."""
     wechat = config.wechat
-    return platforms.make_provider(AppCredentials(
+    return InstrumentedProvider(platforms.make_provider(AppCredentials(
         name="default", platform=config.login.provider, appid=wechat.appid or "",
-        secret=wechat.secret or "", api_base=wechat.api_base, timeout=wechat.timeout))
+        secret=wechat.secret or "", api_base=wechat.api_base, timeout=wechat.timeout)))
 
 
 def log_request(handler: tornado.web.RequestHandler) -> None:
@@ -94,6 +99,7 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
               "duration_ms": duration_ms}
     access_log.log(level, "%d %s %s %.1fms", status, request.method, route, duration_ms,
                    extra=fields)
+    metrics.observe_request(request.method, route, status, request.request_time())
 
 
 def _route_of(handler: tornado.web.RequestHandler) -> str:
@@ -186,6 +192,7 @@ class Minisession:
             return
         if purged:
             log.info("purged %d expired sessions", purged)
+            metrics.count_expired("purged", purged)
 
     async def ping_store(self) -> None:
         """Raise StoreUnavailable unless the store is open and answering."""

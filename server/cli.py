@@ -13,9 +13,9 @@ from tornado.netutil import bind_sockets
 log = logging.getLogger("minisession")
 
 
-async def _serve(config, sockets, max_connections: int) -> int:
+async def _serve(config, sockets, max_connections: int, metrics_sockets=()) -> int:
     """Serve on ``sockets`` (bound already), holding at most ``max_connections`` connections,
-    until SIGTERM/SIGINT, then drain; exit status."""
+    until SIGTERM/SIGINT, then drain; exit status. ``/metrics`` on ``metrics_sockets``."""
     from server.app import Minisession
     from server.http.httpserver import make_http_server
 
@@ -32,6 +32,7 @@ async def _serve(config, sockets, max_connections: int) -> int:
     port = sockets[0].getsockname()[1]
     log.info("minisession listening on http://%s:%d (store: %s, login: %s, pid %d)",
              config.server.host, port, config.store.backend, config.login.provider, os.getpid())
+    metrics_http = _serve_metrics(metrics_sockets)
 
     stopping, hurry = asyncio.Event(), asyncio.Event()
 
@@ -54,6 +55,9 @@ async def _serve(config, sockets, max_connections: int) -> int:
     if cut_off:
         log.warning("%d requests still in flight after the grace period; closing them", cut_off)
     await http.close_all_connections()
+    if metrics_http is not None:
+        metrics_http.stop()  # scrapable while draining, not after
+        await metrics_http.close_all_connections()
     await server_app.stop()
     if cut_off:
         # Let what was cut off end by itself (its pools are closed, so it fails at once)
@@ -61,6 +65,37 @@ async def _serve(config, sockets, max_connections: int) -> int:
         await tracker.settle(1.0)
     log.info("stopped: %d requests accepted since start, %d cut off", tracker.accepted, cut_off)
     return 0
+
+
+def _serve_metrics(sockets):
+    """The metrics listener on ``sockets`` (none: no listener)."""
+    if not sockets:
+        return None
+    from tornado.httpserver import HTTPServer
+
+    from server.metrics import make_metrics_app
+
+    metrics_http = HTTPServer(make_metrics_app())
+    metrics_http.add_sockets(sockets)
+    host, port = sockets[0].getsockname()[:2]
+    log.info("metrics on http://%s:%d/metrics", host if ":" not in host else f"[{host}]", port)
+    return metrics_http
+
+
+def _bind_metrics(config):
+    """The bound metrics sockets (``[]`` when admin.metrics_listen is ""), or None after
+    telling the administrator why it cannot listen."""
+    if not config.admin.metrics_listen:
+        return []
+    from server.config import split_listen_address
+
+    host, port = split_listen_address(config.admin.metrics_listen)
+    try:
+        return bind_sockets(port, address=host)
+    except OSError as exc:
+        print(f"minisession: cannot listen for metrics on {config.admin.metrics_listen} "
+              f"(admin.metrics_listen): {exc.strerror}", file=sys.stderr)
+        return None
 
 
 def _load_config(path: str):
@@ -101,12 +136,21 @@ def _serve_command(args) -> int:
         print(f"minisession: cannot listen on {config.server.host}:{config.server.port}: "
               f"{exc.strerror}", file=sys.stderr)
         return 1
-    if config.server.workers == 1:
-        return asyncio.run(_serve(config, sockets, max_connections))
-    from server.workers import run_workers
+    metrics_sockets = _bind_metrics(config)  # before forking too: one listener for all
+    if metrics_sockets is None:
+        return 1
+    from server.metrics_multiprocess import metrics_dir, worker_exited
 
-    return run_workers(config.server.workers,
-                       lambda: asyncio.run(_serve(config, sockets, max_connections)))
+    # Before anything imports prometheus-client: it reads PROMETHEUS_MULTIPROC_DIR once.
+    with metrics_dir(config.server.workers):
+        if config.server.workers == 1:
+            return asyncio.run(_serve(config, sockets, max_connections, metrics_sockets))
+        from server.workers import run_workers
+
+        return run_workers(config.server.workers,
+                           lambda: asyncio.run(_serve(config, sockets, max_connections,
+                                                      metrics_sockets)),
+                           on_exit=worker_exited)
 
 
 def _check_command(args) -> int:

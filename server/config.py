@@ -159,6 +159,8 @@ class AdminConfig:
     #: Serve /introspect and /admin/* (for the app's backend); off by default.
     enabled: bool = False
     api_keys: tuple[str, ...] = field(default=(), repr=False)
+    #: Where Prometheus scrapes /metrics ("host:port"), never the public port; "" disables.
+    metrics_listen: str = "127.0.0.1:9464"
 
 
 @dataclass(frozen=True)
@@ -368,6 +370,29 @@ def _secret_list(key: str, value: object) -> tuple[str, ...]:
 
 # ---------------------------------------------------------------------------------- schema
 
+def _listen_address(key: str, raw: object) -> str:
+    """"host:port" ("[::1]:9464" for IPv6; port 0: any free one), or "" (off)."""
+    if not isinstance(raw, str):
+        raise ConfigError(key, f"expected a string \"host:port\", {_got(raw)}")
+    if raw == "":
+        return raw
+    try:
+        split_listen_address(raw)
+    except ValueError as exc:
+        raise ConfigError(key, f"{exc}; expected \"host:port\", e.g. \"127.0.0.1:9464\", "
+                               f"or \"\" to turn it off") from None
+    return raw
+
+
+def split_listen_address(address: str) -> tuple[str, int]:
+    """("127.0.0.1", 9464) from "127.0.0.1:9464", ("::1", 9464) from "[::1]:9464"."""
+    host, sep, port = address.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"{address!r} is not host:port")
+    return host, int(port)
+
+
 _SCHEMA: dict[str, tuple[type, dict[str, Checker]]] = {
     "server": (ServerConfig, {
         "host": _string(),
@@ -424,6 +449,7 @@ _SCHEMA: dict[str, tuple[type, dict[str, Checker]]] = {
     "admin": (AdminConfig, {
         "enabled": _boolean,
         "api_keys": _secret_list,
+        "metrics_listen": _listen_address,
     }),
 }
 
@@ -719,6 +745,14 @@ def _build(data: dict, environ: Mapping[str, str]) -> Config:
             if exposed or shared:
                 raise ConfigError("admin.api_keys", f"{problem}; refused because {where}")
             notices.append(f"admin.api_keys: {problem}")
+
+    metrics_listen = value("admin", "metrics_listen")
+    if metrics_listen and not _is_loopback(split_listen_address(metrics_listen)[0]):
+        # Allowed: a Prometheus on another host needs it, and the figures hold no ids or user
+        # data; they do show traffic and error rates, so only the scraper should reach them.
+        notices.append(f"admin.metrics_listen = {metrics_listen!r} is not a loopback address: "
+                       f"/metrics (traffic and error rates, no user data) is reachable from the "
+                       f"network; let only your Prometheus reach that port (firewall)")
 
     if value("store", "backend") == "memory":
         if value("server", "workers") > 1:

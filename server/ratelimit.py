@@ -13,6 +13,7 @@ import ipaddress
 import math
 from collections import OrderedDict
 
+from server import metrics
 from server.errors import ApiError
 
 #: Addresses tracked at once; beyond it the least recently seen are forgotten (bounded memory
@@ -73,9 +74,11 @@ class LoginRateLimits:
         # The address first: one noisy client must not use up everybody's overall allowance.
         wait = self.per_address.take(client_block(address, *self.prefixes), now)
         if wait:
+            metrics.LOGIN_RATE_LIMITED.labels("per_address").inc()
             raise _limited(wait, "too many logins from your address")
         wait = self.overall.take("", now)
         if wait:
+            metrics.LOGIN_RATE_LIMITED.labels("overall").inc()
             raise _limited(wait, "too many logins right now")
 
 

@@ -11,6 +11,7 @@ import math
 import re
 from dataclasses import dataclass
 
+from server import metrics
 from server.errors import ApiError
 from server.ids import SessionIdSigner, storage_key
 from server.platforms import Identity, LoginProvider
@@ -203,6 +204,7 @@ class SessionService:
         now = self.clock.now()
         if record.expires_at <= now:
             await self.store.delete(key)
+            metrics.count_expired("on_read")
             raise _expired_session()
         if touch and now - record.touched_at >= self.policy.touch_after:
             expires_at = self._expiry(record.created_at, now)
@@ -225,6 +227,7 @@ class SessionService:
                 raise  # a store outage: the session may still be alive
             return
         await self.store.delete(session.record.id)
+        metrics.count_revoked("logout")
 
     async def introspect(self, token, touch: bool = False) -> ActiveSession | None:
         """The live session a token names, for the app's backend; None if it names none.
@@ -255,11 +258,16 @@ class SessionService:
                                               user_id=_checked_filter(user_id))
 
     async def revoke_all(self, openid=None, user_id=None) -> int:
-        return await self.store.delete_sessions(openid=openid, user_id=_checked_filter(user_id))
+        revoked = await self.store.delete_sessions(openid=openid,
+                                                   user_id=_checked_filter(user_id))
+        metrics.count_revoked("admin", revoked)
+        return revoked
 
     async def revoke_handle(self, handle: str) -> bool:
         """End one session by its listing handle (kept across rotations); False if none."""
-        return await self.store.revoke_handle(handle, self.clock.now())
+        revoked = await self.store.revoke_handle(handle, self.clock.now())
+        metrics.count_revoked("admin", int(revoked))
+        return revoked
 
     async def rotate(self, session: ActiveSession) -> ActiveSession:
         """Move the session to a fresh id (after a privilege change); the old id stops working.
@@ -271,6 +279,8 @@ class SessionService:
         record = await self.store.rename(session.record.id, storage_key(raw_id))
         if record is None:
             raise _invalid_session()
+        metrics.SESSIONS_ROTATED.inc()
+        metrics.count_revoked("rotation_supersede")  # the old id
         return ActiveSession(record, token)
 
     async def session_key(self, openid: str) -> str | None:

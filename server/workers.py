@@ -25,8 +25,10 @@ MAX_RESTARTS_PER_MINUTE = 5
 _STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
-def run_workers(count: int, serve_one: Callable[[], int]) -> int:
-    """Fork ``count`` workers, each running ``serve_one()``; return the exit status."""
+def run_workers(count: int, serve_one: Callable[[], int],
+                on_exit: Callable[[int], None] = lambda pid: None) -> int:
+    """Fork ``count`` workers, each running ``serve_one()``; return the exit status.
+    ``on_exit(pid)`` is called as each worker is found gone."""
     workers: dict[int, int] = {}  # pid -> worker number
     stopping = False
     status = 0
@@ -76,6 +78,7 @@ def run_workers(count: int, serve_one: Callable[[], int]) -> int:
         number = workers.pop(pid, None)
         if number is None:
             continue
+        on_exit(pid)
         code = os.waitstatus_to_exitcode(wait_status)
         if stopping:
             if code != 0:  # killed by a signal (negative) counts as a failure too

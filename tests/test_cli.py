@@ -62,6 +62,7 @@ def _fetch(url, method="GET", body=None, headers=None):
 def test_serve_dev_config_logs_in_and_stops_cleanly_on_sigterm(tmp_path):
     # The dev config of the README, on a free port so that tests never collide.
     config = (ROOT / "config" / "dev.toml").read_text().replace("port = 8888", "port = 0")
+    config += '\n[admin]\nmetrics_listen = "127.0.0.1:0"\n'  # metrics on a free port too
     path = tmp_path / "dev.toml"
     path.write_text(config)
     process = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--config",

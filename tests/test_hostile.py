@@ -588,7 +588,8 @@ def test_minisession_serve_applies_the_same_limits(tmp_path):
     """The real command builds its HTTPServer from the same options (server/cli.py)."""
     config = tmp_path / "limits.toml"
     config.write_text('[server]\nport = 0\nmax_body_size = 1024\nmax_header_size = 4096\n'
-                      'client_timeout = 0.5\nshutdown_grace = 1.0\n[login]\nprovider = "dev"\n')
+                      'client_timeout = 0.5\nshutdown_grace = 1.0\n[login]\nprovider = "dev"\n'
+                      '[admin]\nmetrics_listen = "127.0.0.1:0"\n')  # metrics on a free port
     log_path = tmp_path / "serve.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(

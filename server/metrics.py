@@ -1,0 +1,119 @@
+"""Prometheus metrics: what an operator graphs and alerts on, served on their own listener.
+
+Every label value is one of a small, fixed set chosen by this code (route templates, HTTP
+methods and statuses, store method names, platform and error codes, app names), never a value a
+client or a user chose: no id, openid, user id or path. That keeps each series count bounded
+and the scrape free of user data.
+
+With ``server.workers > 1`` the command sets ``PROMETHEUS_MULTIPROC_DIR`` (see
+:mod:`server.metrics_multiprocess`) before this module is imported, so each worker writes its
+figures to a shared directory and any worker answering a scrape reports all of them.
+"""
+
+import os
+
+import tornado.web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+#: Request methods kept as a label; any other token a client sends is counted as "other".
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# Seconds: a request is mostly a store call or two; a login adds the platform's round trip.
+_FAST_BUCKETS = (.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10)
+
+HTTP_REQUESTS = Counter(
+    "minisession_http_requests", "HTTP requests answered, by route template, method and status",
+    ["route", "method", "status"])
+HTTP_REQUEST_DURATION = Histogram(
+    "minisession_http_request_duration_seconds",
+    "Time to answer an HTTP request, by route template and method", ["route", "method"],
+    buckets=_FAST_BUCKETS)
+LOGINS = Counter(
+    "minisession_logins", "Successful logins, by app and outcome (new session or reused)",
+    ["app", "outcome"])
+SESSIONS_REVOKED = Counter(
+    "minisession_sessions_revoked",
+    "Sessions ended before their expiry, by kind (logout, admin, rotation_supersede)", ["kind"])
+SESSIONS_ROTATED = Counter(
+    "minisession_sessions_rotated", "Sessions moved to a fresh id (POST /session/rotate)")
+SESSIONS_EXPIRED = Counter(
+    "minisession_sessions_expired",
+    "Expired sessions removed, by how (on_read: a request found it expired; purged: by the "
+    "periodic purge)", ["how"])
+STORE_OPERATION_DURATION = Histogram(
+    "minisession_store_operation_duration_seconds",
+    "Time of each session store call, by operation (its method name); _count counts them",
+    ["operation"], buckets=_FAST_BUCKETS)
+STORE_ERRORS = Counter(
+    "minisession_store_errors",
+    "Session store calls that failed, by operation and error (unavailable, unexpected)",
+    ["operation", "error"])
+PLATFORM_CALLS = Counter(
+    "minisession_platform_calls",
+    "Login code exchanges with a platform, by platform, endpoint and outcome (ok or the "
+    "error code)", ["platform", "endpoint", "outcome"])
+PLATFORM_CALL_DURATION = Histogram(
+    "minisession_platform_call_duration_seconds",
+    "Time of each login code exchange with a platform", ["platform", "endpoint"],
+    buckets=(.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30))
+LOGIN_RATE_LIMITED = Counter(
+    "minisession_login_rate_limited",
+    "Logins refused with 429 by a login rate limit (per_address or overall)", ["limit"])
+
+# Known label values start at 0, so that rate() and alerts see them before the first event.
+for _kind in ("logout", "admin", "rotation_supersede"):
+    SESSIONS_REVOKED.labels(_kind)
+for _how in ("on_read", "purged"):
+    SESSIONS_EXPIRED.labels(_how)
+for _limit in ("per_address", "overall"):
+    LOGIN_RATE_LIMITED.labels(_limit)
+
+
+def observe_request(method: str, route: str, status: int, seconds: float) -> None:
+    """Count one answered request; ``route`` is the access log's (a template, never a path)."""
+    method = method if method in _METHODS else "other"
+    HTTP_REQUESTS.labels(route, method, str(status)).inc()
+    HTTP_REQUEST_DURATION.labels(route, method).observe(seconds)
+
+
+def count_login(app: str, reused: bool) -> None:
+    LOGINS.labels(app, "reused" if reused else "new").inc()
+
+
+def count_revoked(kind: str, sessions: int = 1) -> None:
+    if sessions:
+        SESSIONS_REVOKED.labels(kind).inc(sessions)
+
+
+def count_expired(how: str, sessions: int = 1) -> None:
+    if sessions:
+        SESSIONS_EXPIRED.labels(how).inc(sessions)
+
+
+def _registry() -> CollectorRegistry:
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return REGISTRY  # one process: its own figures (plus process and Python metrics)
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # every worker's files, summed
+    return registry
+
+
+class MetricsHandler(tornado.web.RequestHandler):
+    """``GET /metrics`` in Prometheus' text format."""
+
+    def get(self) -> None:
+        self.set_header("Content-Type", CONTENT_TYPE_LATEST)
+        self.write(generate_latest(self.application.settings["metrics_registry"]))
+
+
+def make_metrics_app() -> tornado.web.Application:
+    """The metrics listener's application: ``/metrics`` and nothing else (404)."""
+    return tornado.web.Application([(r"/metrics", MetricsHandler)],
+                                   metrics_registry=_registry(), log_function=lambda _: None)
