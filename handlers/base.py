@@ -49,6 +49,8 @@ class ApiHandler(tornado.web.RequestHandler):
 
     # Set when the whole body has been read; until then an answer ends the connection.
     _body_read = False
+    #: The app this request turned out to be for, logged with it (never the openid).
+    log_app: str | None = None
 
     @property
     def ctx(self):
@@ -256,6 +258,7 @@ class ApiHandler(tornado.web.RequestHandler):
         answer drops it again (``write_error``).
         """
         session = await self.ctx.service.authenticate(self.session_candidates())
+        self.log_app = session.app  # for the access log (server/app.py)
         if session.slid:
             self.set_session_cookie(session.token, self.seconds_left(session))
         return session

@@ -13,6 +13,7 @@ from handlers.admin import (
     IntrospectHandler,
     SessionByHandleHandler,
     SessionsHandler,
+    UnionidBindingHandler,
 )
 from handlers.base import NotFoundHandler
 from handlers.health import HealthHandler, ReadyHandler
@@ -25,7 +26,7 @@ from handlers.session import (
 from server import log_redaction
 from server.client_address import parse_networks
 from server.clock import SystemClock
-from server.config import Config
+from server.config import AppConfig, Config
 from server.errors import StoreUnavailable
 from server.ids import SessionIdSigner
 from server.login.base import LoginProvider
@@ -41,13 +42,20 @@ access_log = logging.getLogger("minisession.access")
 # the FerretDB checks then follow within seconds of MongoDB appearing, probed or not.
 REOPEN_INTERVAL = 1.0
 
+# App names: see server.config.APP_NAME (a wider pattern here, so that a bad name is a clear
+# 404 unknown_app rather than the bare not_found of an unknown path).
 ROUTES = [
     (r"/login", LoginHandler),
+    (r"/login/([^/]+)", LoginHandler),
     (r"/session", SessionHandler),
     (r"/session/data", SessionDataHandler),
     (r"/session/rotate", RotateHandler),
     # For the app's backend (admin.enabled, API key required).
     (r"/introspect", IntrospectHandler),
+    (r"/admin/apps/([^/]+)/bindings/([^/]+)", BindingHandler),
+    (r"/admin/apps/([^/]+)/sessions", SessionsHandler),
+    (r"/admin/unionids/([^/]+)/binding", UnionidBindingHandler),
+    # The paths of the single-app versions: the default app.
     (r"/admin/bindings/([^/]+)", BindingHandler),
     (r"/admin/sessions", SessionsHandler),
     (r"/admin/sessions/([^/]+)", SessionByHandleHandler),
@@ -68,15 +76,22 @@ def make_store(config: Config) -> SessionStore:
     return MemoryStore(max_sessions=config.store.max_sessions)
 
 
-def make_provider(config: Config) -> LoginProvider:
-    if config.login.provider == "dev":
+def make_providers(config: Config) -> dict[str, LoginProvider]:
+    """Each app's login provider, by app name: the one place providers are built."""
+    return {name: _make_provider(app) for name, app in config.apps.items()}
+
+
+def _make_provider(app: AppConfig) -> LoginProvider:
+    # ``app`` has exactly the fields of server.platforms.base.AppCredentials.
+    if app.platform == "dev":
         from server.login.dev import DevLoginProvider
 
         return DevLoginProvider()
-    from server.login.wechat import WeChatLoginProvider
+    if app.platform in ("wechat", "qq"):  # QQ speaks WeChat's protocol at another base URL
+        from server.login.wechat import WeChatLoginProvider
 
-    wechat = config.wechat
-    return WeChatLoginProvider(wechat.appid, wechat.secret, wechat.api_base, wechat.timeout)
+        return WeChatLoginProvider(app.appid, app.secret, app.api_base, app.timeout)
+    raise NotImplementedError(f"apps.{app.name}: platform {app.platform!r} has no provider yet")
 
 
 def log_request(handler: tornado.web.RequestHandler) -> None:
@@ -89,8 +104,11 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
     request = handler.request
     status = handler.get_status()
     level = logging.INFO if status < 500 else logging.WARNING
-    access_log.log(level, "%d %s %s %.1fms", status, request.method, _route_of(handler),
-                   1000.0 * request.request_time())
+    # The app the request was for, once known to be one we serve (a configured name, never
+    # what a client typed); never the openid.
+    app = getattr(handler, "log_app", None)
+    access_log.log(level, "%d %s %s %.1fms%s", status, request.method, _route_of(handler),
+                   1000.0 * request.request_time(), f" app={app}" if app else "")
 
 
 def _route_of(handler: tornado.web.RequestHandler) -> str:
@@ -110,7 +128,7 @@ class Minisession:
     """One server instance. ``start()`` before serving, ``stop()`` after."""
 
     def __init__(self, config: Config, *, clock=None, store: SessionStore | None = None,
-                 provider: LoginProvider | None = None, extra_routes=()):
+                 providers: dict[str, LoginProvider] | None = None, extra_routes=()):
         """``extra_routes``: your own ``(pattern, handler)`` pairs, served beside ours; see
         :class:`handlers.extend.SessionRequestHandler`."""
         # Here, not in the command: a server embedded in another program needs it as much.
@@ -118,15 +136,16 @@ class Minisession:
         self.config = config
         self.clock = clock or SystemClock()
         self.store = store or make_store(config)
-        self.provider = provider or make_provider(config)
+        self.providers = providers or make_providers(config)
         s = config.session
         policy = SessionPolicy(
             idle_timeout=s.idle_timeout, max_lifetime=s.max_lifetime, touch_after=s.touch_after,
             login_reuse_window=s.login_reuse_window, data_max_bytes=s.data_max_bytes,
             data_max_values=s.data_max_values,
         )
-        self.service = SessionService(self.store, SessionIdSigner(s.secrets), self.provider,
-                                      self.clock, policy, Sealer(config.store.encryption_keys))
+        self.service = SessionService(self.store, SessionIdSigner(s.secrets), self.providers,
+                                      self.clock, policy, Sealer(config.store.encryption_keys),
+                                      default_app=config.login.default_app)
         self.login_limits = LoginRateLimits(config.login.rate_per_address,
                                             config.login.rate_overall, self.clock,
                                             config.login.rate_ipv4_prefix,
@@ -197,5 +216,6 @@ class Minisession:
             self._opener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._opener
-        await self.provider.close()
+        for provider in self.providers.values():
+            await provider.close()
         await self.store.close()

@@ -37,8 +37,9 @@ async def _serve(config, sockets, max_connections: int) -> int:
     http, tracker = make_http_server(server_app.application, config, max_connections)
     http.add_sockets(sockets)
     port = sockets[0].getsockname()[1]
-    log.info("minisession listening on http://%s:%d (store: %s, login: %s, pid %d)",
-             config.server.host, port, config.store.backend, config.login.provider, os.getpid())
+    apps = ", ".join(f"{name} ({app.platform})" for name, app in config.apps.items())
+    log.info("minisession listening on http://%s:%d (store: %s, apps: %s, pid %d)",
+             config.server.host, port, config.store.backend, apps, os.getpid())
 
     stopping, hurry = asyncio.Event(), asyncio.Event()
 

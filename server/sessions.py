@@ -9,6 +9,7 @@ import itertools
 import logging
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from server.errors import ApiError
@@ -54,12 +55,16 @@ class ActiveSession:
     slid: bool = False
 
     @property
+    def app(self) -> str:
+        return self.record.app
+
+    @property
     def openid(self) -> str:
         return self.record.openid
 
     @property
     def user_id(self):
-        """The app's user bound to this openid, or None (see the admin API's bindings)."""
+        """The company's user bound to this identity, or None (see the admin API's bindings)."""
         return self.record.user_id
 
     @property
@@ -79,17 +84,28 @@ def _expired_session() -> ApiError:
     return ApiError(401, "session_expired", "the session has expired: log in again")
 
 
-def _sealing_context(purpose: str, openid: str) -> str:
-    # Binds a sealed value to its field and user: moved elsewhere in the database, it won't open.
-    return f"{purpose}\x00{openid}"
+def _sealing_context(purpose: str, app: str, openid: str) -> str:
+    # Binds a sealed value to its field and identity: moved elsewhere in the database (to another
+    # user, or to the same openid of another app), it won't open.
+    return f"{purpose}\x00{app}\x00{openid}"
+
+
+def unknown_app() -> ApiError:
+    return ApiError(404, "unknown_app", "no app of that name is served here")
 
 
 class SessionService:
-    def __init__(self, store: SessionStore, signer: SessionIdSigner, provider: LoginProvider,
-                 clock, policy: SessionPolicy, sealer: Sealer):
+    def __init__(self, store: SessionStore, signer: SessionIdSigner,
+                 providers: Mapping[str, LoginProvider], clock, policy: SessionPolicy,
+                 sealer: Sealer, default_app: str | None = None):
+        """``providers``: each app's login provider, by app name. ``default_app``: the app of
+        a login that names none (with a single app, that app)."""
         self.store = store
         self.signer = signer
-        self.provider = provider
+        self.providers = dict(providers)
+        if default_app is None and len(self.providers) == 1:
+            default_app = next(iter(self.providers))
+        self.default_app = default_app
         self.clock = clock
         self.policy = policy
         self.sealer = sealer
@@ -99,9 +115,24 @@ class SessionService:
     def _expiry(self, created_at: float, now: float) -> float:
         return min(now + self.policy.idle_timeout, created_at + self.policy.max_lifetime)
 
+    # -- apps ------------------------------------------------------------------------------
+
+    def check_app(self, app: str | None) -> str:
+        """The app a request names, if it is served (a 404 ``unknown_app`` if not); None
+        means the default app (a 404 ``app_required`` when several apps have no default)."""
+        if app is None:
+            if self.default_app is None:
+                raise ApiError(404, "app_required",
+                               "this server serves several apps and none is the default: "
+                               "log in at /login/<app>")
+            return self.default_app
+        if app not in self.providers:
+            raise unknown_app()
+        return app
+
     # -- login -----------------------------------------------------------------------------
 
-    async def login(self, code: str | None, client_ip: str | None = None,
+    async def login(self, app: str | None, code: str | None, client_ip: str | None = None,
                     user_agent: str | None = None) -> tuple[ActiveSession, bool]:
         """Exchange a login code for a session: ``(session, reused)``.
 
@@ -109,39 +140,43 @@ class SessionService:
         clients that all hit a 401 at once and each log in stop overwriting each other's id.
         ``client_ip`` and ``user_agent`` are kept with a new session for the admin listing.
         """
+        app = self.check_app(app)
         code = validate_code(code)
-        identity = await self.provider.exchange(code)
+        identity = await self.providers[app].exchange(code)
         origin = {"client_ip": client_ip,
                   "user_agent": user_agent[:MAX_USER_AGENT] if user_agent else None}
         window = self.policy.login_reuse_window
-        session = await self._login(identity, origin, reuse=window > 0)
+        session = await self._login(app, identity, origin, reuse=window > 0)
         if session is None:
             # The reused session's id was sealed with a key no longer configured: a new one.
-            session = await self._login(identity, origin, reuse=False)
+            session = await self._login(app, identity, origin, reuse=False)
         return session
 
-    async def _login(self, identity: Identity, origin: dict,
+    async def _login(self, app: str, identity: Identity, origin: dict,
                      reuse: bool) -> tuple[ActiveSession, bool] | None:
         now = self.clock.now()
         raw_id, token = self.signer.new_token()
+        openid = identity.openid
         candidate = SessionRecord(
-            id=storage_key(raw_id), openid=identity.openid, unionid=identity.unionid,
+            id=storage_key(raw_id), app=app, openid=openid, unionid=identity.unionid,
             created_at=now, touched_at=now, expires_at=self._expiry(now, now), data={},
             **origin,
         )
+        # Alipay has no session_key: nothing to keep then.
+        session_key = identity.session_key
         user = UserLogin(
-            openid=identity.openid, unionid=identity.unionid,
-            sealed_session_key=self.sealer.seal(
-                identity.session_key, _sealing_context("session_key", identity.openid)),
+            app=app, openid=openid, unionid=identity.unionid,
+            sealed_session_key=None if session_key is None else self.sealer.seal(
+                session_key, _sealing_context("session_key", app, openid)),
             sealed_session_id=self.sealer.seal(
-                raw_id, _sealing_context("session_id", identity.openid)),
+                raw_id, _sealing_context("session_id", app, openid)),
         )
         since = now - self.policy.login_reuse_window if reuse else None
         outcome = await self.store.login(user, candidate, since, now)
         if not outcome.reused:
             return ActiveSession(outcome.record, token), False
         raw_id = self.sealer.open(outcome.sealed_session_id,
-                                  _sealing_context("session_id", identity.openid))
+                                  _sealing_context("session_id", app, openid))
         if raw_id is None or storage_key(raw_id) != outcome.record.id:
             log.warning("the recent session of a user could not be unsealed (encryption key "
                         "removed?); issuing a new session")
@@ -241,21 +276,41 @@ class SessionService:
 
     # -- the app's backend: bindings and revocation ------------------------------------------
 
-    async def bind(self, openid: str, user_id) -> None:
-        await self.store.bind(openid, check_user_id(user_id), self.clock.now())
+    async def bind(self, app: str, openid: str, user_id) -> None:
+        await self.store.bind(self.check_app(app), openid, check_user_id(user_id),
+                              self.clock.now())
 
-    async def unbind(self, openid: str) -> bool:
-        return await self.store.unbind(openid)
+    async def unbind(self, app: str, openid: str) -> bool:
+        return await self.store.unbind(self.check_app(app), openid)
 
-    async def binding(self, openid: str):
-        return await self.store.binding(openid)
+    async def binding(self, app: str, openid: str):
+        return await self.store.binding(self.check_app(app), openid)
 
-    async def sessions_of(self, openid=None, user_id=None) -> list[SessionRecord]:
-        return await self.store.list_sessions(self.clock.now(), openid=openid,
-                                              user_id=_checked_filter(user_id))
+    async def bind_unionid(self, unionid: str, user_id) -> tuple[str, list[tuple[str, str]]]:
+        """Bind every identity that logged in with this unionid, in every app, to one user;
+        returns the user id (canonical) and those identities (app, openid)."""
+        user_id = check_user_id(user_id)
+        identities = await self.store.identities_with_unionid(unionid)
+        for app, openid in identities:
+            await self.store.bind(app, openid, user_id, self.clock.now())
+        return user_id, identities
 
-    async def revoke_all(self, openid=None, user_id=None) -> int:
-        return await self.store.delete_sessions(openid=openid, user_id=_checked_filter(user_id))
+    async def sessions_of(self, app=None, openid=None, user_id=None,
+                          unionid=None) -> list[SessionRecord]:
+        return await self.store.list_sessions(self.clock.now(), **self._owner(
+            app, openid, user_id, unionid))
+
+    async def revoke_all(self, app=None, openid=None, user_id=None, unionid=None) -> int:
+        return await self.store.delete_sessions(**self._owner(app, openid, user_id, unionid))
+
+    def _owner(self, app, openid, user_id, unionid) -> dict:
+        """The store's filter of an admin request: an openid only within its app."""
+        if app is not None:
+            app = self.check_app(app)
+        elif openid is not None:
+            app = self.check_app(None)  # the old single-app paths: the default app
+        return {"app": app, "openid": openid, "user_id": _checked_filter(user_id),
+                "unionid": unionid}
 
     async def revoke_handle(self, handle: str) -> bool:
         """End one session by its listing handle (kept across rotations); False if none."""
@@ -273,13 +328,13 @@ class SessionService:
             raise _invalid_session()
         return ActiveSession(record, token)
 
-    async def session_key(self, openid: str) -> str | None:
-        """The user's newest WeChat session_key, for server-side use only; None if unknown
-        (or sealed with a key that is no longer configured)."""
-        sealed = await self.store.session_key(openid)
+    async def session_key(self, app: str, openid: str) -> str | None:
+        """The identity's newest platform session_key, for server-side use only; None if
+        unknown (or sealed with a key that is no longer configured)."""
+        sealed = await self.store.session_key(app, openid)
         if sealed is None:
             return None
-        return self.sealer.open(sealed, _sealing_context("session_key", openid))
+        return self.sealer.open(sealed, _sealing_context("session_key", app, openid))
 
     # -- session data ----------------------------------------------------------------------
 

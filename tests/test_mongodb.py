@@ -35,7 +35,7 @@ async def test_expired_sessions_are_removed_by_ttl_or_by_the_purge(server, store
     # FerretDB 1.x has no TTL indexes and no atomic updates; real MongoDB has both.
     assert store.needs_purge is ON_FERRETDB
     assert store.atomic_updates is not ON_FERRETDB
-    session, _ = await server.service.login("dev:alice")
+    session, _ = await server.service.login(None, "dev:alice")
     clock.advance(7201)
     caplog.set_level(logging.INFO, logger="minisession")
     await server._maintain()
@@ -87,7 +87,7 @@ monitoring.register(FINDS)  # at import, before any test makes a client
 
 
 def stored_record(i: int) -> SessionRecord:
-    return SessionRecord(id=f"key-{i}", openid=f"user-{i}", unionid=None, created_at=NOW,
+    return SessionRecord(id=f"key-{i}", app="default", openid=f"user-{i}", unionid=None, created_at=NOW,
                          touched_at=NOW, expires_at=NOW + 7200, data={"n": i})
 
 
@@ -102,7 +102,7 @@ def batching_store(request, io_loop, mode):
 async def test_concurrent_reads_are_one_query_where_batching_applies(batching_store, mode):
     store = batching_store
     for i in range(40):
-        await store.login(UserLogin(f"user-{i}", None, "sealed-key", "sealed-id"),
+        await store.login(UserLogin("default", f"user-{i}", None, "sealed-key", "sealed-id"),
                           stored_record(i), None, NOW)
     before = FINDS.finds.get(store._database_name, 0)
     keys = [f"key-{i}" for i in range(40)] + ["missing-1", "missing-2", "key-7"]
@@ -120,7 +120,7 @@ async def test_concurrent_reads_are_one_query_where_batching_applies(batching_st
 async def test_a_batched_read_after_a_delete_never_sees_the_session(batching_store):
     store = batching_store
     for i in range(20):
-        await store.login(UserLogin(f"user-{i}", None, "sealed-key", "sealed-id"),
+        await store.login(UserLogin("default", f"user-{i}", None, "sealed-key", "sealed-id"),
                           stored_record(i), None, NOW)
 
     async def end_then_read(i: int):
@@ -140,7 +140,7 @@ def test_a_batched_read_fails_with_store_unavailable_when_the_store_dies(tmp_pat
     store = MongoStore(ferretdb.uri, "batched_reads", 1.0, "on")
     try:
         io_loop.run_sync(store.open)
-        io_loop.run_sync(lambda: store.login(UserLogin("user-1", None, "k", "i"),
+        io_loop.run_sync(lambda: store.login(UserLogin("default", "user-1", None, "k", "i"),
                                              stored_record(1), None, NOW))
         assert io_loop.run_sync(lambda: store.get("key-1")) == stored_record(1)
         ferretdb.kill()

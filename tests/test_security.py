@@ -69,7 +69,7 @@ async def test_a_database_dump_holds_no_usable_id_and_no_session_key(client, api
             response = await client.request("GET", "/session", headers=header)
             assert (response.code, response.json["error"]) == (401, "invalid_session")
     # While the server itself still reads them.
-    assert await server.service.session_key("ivy") == fake.session_keys["ivy"][-1]
+    assert await server.service.session_key("default", "ivy") == fake.session_keys["ivy"][-1]
 
 
 # -- rotating the encryption key --------------------------------------------------------------
@@ -84,23 +84,23 @@ async def test_encryption_keys_rotate_without_logging_anyone_out(store, clock, h
                            store=store)
 
     before, during, after = server_with([old]), server_with([new, old]), server_with([new])
-    first, _ = await before.service.login("dev:kim")
+    first, _ = await before.service.login(None, "dev:kim")
     # During rotation, what the old key sealed still opens, and new logins seal with the new key.
-    assert await during.service.session_key("kim") == await before.service.session_key("kim")
+    assert await during.service.session_key("default", "kim") == await before.service.session_key("default", "kim")
     assert (await during.service.authenticate([first.token])).record.openid == "kim"
-    again, reused = await during.service.login("dev:kim")  # within the reuse window
+    again, reused = await during.service.login(None, "dev:kim")  # within the reuse window
     assert reused and again.token == first.token
     # Once the old key is dropped: the session still works (ids are signed, not sealed), and a
     # login in the reuse window whose recent id can no longer be unsealed gets a fresh session.
-    key_now = await after.service.session_key("kim")
+    key_now = await after.service.session_key("default", "kim")
     assert key_now is not None  # the login "during" rotation re-sealed it with the new key
     clock.advance(1)
     assert (await after.service.authenticate([first.token])).record.openid == "kim"
-    await before.service.login("dev:lee")
-    assert await after.service.session_key("lee") is None  # sealed with the dropped key only
-    fresh, reused = await after.service.login("dev:lee")
+    await before.service.login(None, "dev:lee")
+    assert await after.service.session_key("default", "lee") is None  # sealed with the dropped key only
+    fresh, reused = await after.service.login(None, "dev:lee")
     assert not reused and fresh.token != first.token
-    assert await after.service.session_key("lee") is not None
+    assert await after.service.session_key("default", "lee") is not None
 
 
 # -- session id rotation ----------------------------------------------------------------------

@@ -13,14 +13,16 @@ NOW = 1_800_000_000.0
 pytestmark = on_both_stores
 
 
-def record(openid="alice", now=NOW, lifetime=7200.0, data=None) -> SessionRecord:
-    return SessionRecord(id=uuid.uuid4().hex, openid=openid, unionid=None, created_at=now,
-                         touched_at=now, expires_at=now + lifetime, data=data or {})
+def record(openid="alice", now=NOW, lifetime=7200.0, data=None, app="default",
+           unionid=None) -> SessionRecord:
+    return SessionRecord(id=uuid.uuid4().hex, app=app, openid=openid, unionid=unionid,
+                         created_at=now, touched_at=now, expires_at=now + lifetime,
+                         data=data or {})
 
 
-def identity(openid="alice", key="key-1", unionid=None) -> UserLogin:
+def identity(openid="alice", key="key-1", unionid=None, app="default") -> UserLogin:
     # Stores keep sealed values as given: any text stands in for them here.
-    return UserLogin(openid=openid, unionid=unionid, sealed_session_key=key,
+    return UserLogin(app=app, openid=openid, unionid=unionid, sealed_session_key=key,
                      sealed_session_id=f"sealed-id-of-{key}")
 
 
@@ -43,7 +45,7 @@ async def test_login_within_the_window_reuses_the_recent_session(store):
     # The reused session comes with the sealed id recorded when it was issued.
     assert sealed_id == "sealed-id-of-k1"
     # The newest session_key replaces the stored one even when the session is reused.
-    assert await store.session_key("alice") == "k2"
+    assert await store.session_key("default", "alice") == "k2"
 
 
 @pytest.mark.gen_test(timeout=20)
@@ -193,7 +195,7 @@ async def test_rename_keeps_the_handle_and_revoke_handle_ends_the_session(store)
     moved = await store.rename(session.id, "new-key")
     moved = await store.rename(moved.id, "newer-key")
     assert moved.handle == session.id
-    assert [s.handle for s in await store.list_sessions(NOW, openid="alice")] == [session.id]
+    assert [s.handle for s in await store.list_sessions(NOW, app="default", openid="alice")] == [session.id]
     assert await store.revoke_handle("no-such-handle", NOW) is False
     assert await store.revoke_handle(session.id, NOW) is True
     assert await store.get("newer-key") is None
@@ -216,11 +218,11 @@ async def test_a_revoke_leaves_nothing_of_a_session_being_renamed(store, how):
         renames = asyncio.ensure_future(_rename_until_refused(store, session.id))
         await asyncio.sleep(0.001 * (i % 10))
         if how == "openid":
-            await store.delete_sessions(openid=f"r{i}")
+            await store.delete_sessions(app="default", openid=f"r{i}")
         else:
             await store.revoke_handle(session.handle, NOW)
         await asyncio.wait_for(renames, 20)
-        survived += bool(await store.list_sessions(NOW, openid=f"r{i}"))
+        survived += bool(await store.list_sessions(NOW, app="default", openid=f"r{i}"))
     assert survived == 0
 
 

@@ -36,13 +36,15 @@ class SessionRecord:
     """
 
     id: str
+    #: Who: the identity is (app, openid); openids of two apps may be equal strings.
+    app: str
     openid: str
     unionid: str | None
     created_at: float
     touched_at: float
     expires_at: float
     data: dict = field(default_factory=dict)
-    #: The app's user bound to ``openid`` (see :meth:`SessionStore.bind`), kept in step with
+    #: The app's user bound to (``app``, ``openid``) (see :meth:`SessionStore.bind`), kept in step with
     #: the binding by the store; None when unbound. Always a string (:func:`canonical_user_id`).
     user_id: str | None = None
     #: Where the login came from, for the admin listing of a user's sessions.
@@ -61,9 +63,10 @@ class SessionRecord:
 class UserLogin:
     """What a login records about its user. Secrets arrive sealed (:mod:`server.sealing`)."""
 
+    app: str
     openid: str
     unionid: str | None
-    sealed_session_key: str = field(repr=False)
+    sealed_session_key: str | None = field(repr=False)  # None: the platform has none (Alipay)
     #: The candidate session's raw id, sealed: lets a concurrent login be handed the same id.
     sealed_session_id: str = field(repr=False)
 
@@ -78,6 +81,11 @@ class LoginOutcome(NamedTuple):
 class Binding(NamedTuple):
     user_id: str
     bound_at: float
+
+
+def user_key(app: str, openid: str) -> str:
+    """The one string naming an identity in storage: app names never contain ':'."""
+    return f"{app}:{openid}"
 
 
 def canonical_user_id(user_id) -> str | None:
@@ -111,11 +119,11 @@ class SessionStore:
         """Record a login of ``user``; return the session it gets.
 
         Stores the user's sealed ``session_key`` as the newest one. If the session most
-        recently issued to this openid was issued at or after ``reuse_since`` and has not ended,
+        recently issued to this identity (app, openid) was issued at or after ``reuse_since`` and has not ended,
         returns it (``reused``) with the sealed id recorded when it was issued; otherwise stores
         ``candidate`` and makes it, with ``user.sealed_session_id``, the user's most recent
         session. ``reuse_since=None`` disables reuse. This must be atomic across processes
-        sharing the store: concurrent logins of one openid converge on a single session.
+        sharing the store: concurrent logins of one identity converge on a single session.
         """
         raise NotImplementedError
 
@@ -145,8 +153,8 @@ class SessionStore:
         """
         raise NotImplementedError
 
-    async def session_key(self, openid: str) -> str | None:
-        """The newest sealed session_key recorded for this openid (server-side use only)."""
+    async def session_key(self, app: str, openid: str) -> str | None:
+        """The newest sealed session_key recorded for this identity (server-side use only)."""
         raise NotImplementedError
 
     async def rename(self, session_id: str, new_id: str) -> SessionRecord | None:
@@ -161,28 +169,36 @@ class SessionStore:
 
     # -- the app's backend: bindings and revocation --------------------------------------------
 
-    async def bind(self, openid: str, user_id: str, now: float) -> None:
-        """Bind ``openid`` to the app's ``user_id`` (replacing any binding). Every session of
-        that openid, existing or created later, carries ``user_id`` from then on."""
+    async def bind(self, app: str, openid: str, user_id: str, now: float) -> None:
+        """Bind the identity (``app``, ``openid``) to the company's ``user_id`` (replacing any
+        binding). Every session of that identity, existing or created later, carries
+        ``user_id`` from then on."""
         raise NotImplementedError
 
-    async def unbind(self, openid: str) -> bool:
+    async def unbind(self, app: str, openid: str) -> bool:
         """Remove the binding; False when there was none."""
         raise NotImplementedError
 
-    async def binding(self, openid: str) -> Binding | None:
+    async def binding(self, app: str, openid: str) -> Binding | None:
         raise NotImplementedError
 
-    async def list_sessions(self, now: float, openid: str | None = None,
-                            user_id: str | None = None,
+    async def identities_with_unionid(self, unionid: str) -> list[tuple[str, str]]:
+        """Every identity (app, openid) that logged in with this unionid."""
+        raise NotImplementedError
+
+    async def list_sessions(self, now: float, app: str | None = None,
+                            openid: str | None = None, user_id: str | None = None,
+                            unionid: str | None = None,
                             limit: int = 1000) -> list[SessionRecord]:
-        """Live sessions (expiring after ``now``) of an openid and/or a bound user, oldest
+        """Live sessions (expiring after ``now``) matching every filter given (at least one
+        of ``openid``, ``user_id`` or ``unionid``; ``openid`` always with ``app``), oldest
         first, at most ``limit``."""
         raise NotImplementedError
 
-    async def delete_sessions(self, openid: str | None = None,
-                              user_id: str | None = None) -> int:
-        """End every session of an openid and/or a bound user; return how many."""
+    async def delete_sessions(self, app: str | None = None, openid: str | None = None,
+                              user_id: str | None = None, unionid: str | None = None) -> int:
+        """End every session matching the filters (as :meth:`list_sessions`); return how
+        many."""
         raise NotImplementedError
 
     async def revoke_handle(self, handle: str, now: float) -> bool:
