@@ -94,6 +94,15 @@ def unknown_app() -> ApiError:
     return ApiError(404, "unknown_app", "no app of that name is served here")
 
 
+def legacy_resealer(sealer: Sealer, app: str):
+    """For ``minisession migrate``: reseals a value sealed before apps existed (associated
+    data without the app) for ``app``; None when it does not open."""
+    def reseal(purpose: str, openid: str, sealed: str) -> str | None:
+        plain = sealer.open(sealed, f"{purpose}\x00{openid}")
+        return None if plain is None else sealer.seal(plain, _sealing_context(purpose, app, openid))
+    return reseal
+
+
 class SessionService:
     def __init__(self, store: SessionStore, signer: SessionIdSigner,
                  providers: Mapping[str, LoginProvider], clock, policy: SessionPolicy,

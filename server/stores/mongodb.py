@@ -200,7 +200,7 @@ class MongoStore(SessionStore):
         self.indexes_ready = True
         if await self._sessions.find_one({"app": {"$exists": False}}, {"_id": 1}) is not None \
                 or await self._users.find_one({"app": {"$exists": False}}, {"_id": 1}):
-            log.error("this database holds records of a version without apps: run "
+            log.error("this database holds records of the version before apps: run "
                       "'minisession migrate --config <file>' once; until then their sessions "
                       "do not authenticate")
 
@@ -266,7 +266,9 @@ class MongoStore(SessionStore):
             self._unreleased.discard((key, owner))
 
     @staticmethod
-    def _record(doc: dict) -> SessionRecord:
+    def _record(doc: dict) -> SessionRecord | None:
+        if "app" not in doc:
+            return None  # written before apps existed, not migrated yet: no identity to give
         return SessionRecord(
             id=doc["_id"], app=doc["app"], openid=doc["openid"], unionid=doc.get("unionid"),
             created_at=doc["created_at"].timestamp(), touched_at=doc["touched_at"].timestamp(),
@@ -336,7 +338,8 @@ class MongoStore(SessionStore):
             recent_at = user.get("recent_at")
             if recent_id and recent_at is not None and recent_at.timestamp() >= reuse_since:
                 recent = await self._sessions.find_one({"_id": recent_id})
-                if recent is not None and recent["expires_at"].timestamp() > now:
+                if recent is not None and "app" in recent \
+                        and recent["expires_at"].timestamp() > now:
                     if inserted:
                         await self._sessions.delete_one({"_id": candidate.id})
                     return LoginOutcome(self._record(recent), True,
@@ -560,7 +563,7 @@ class MongoStore(SessionStore):
                             limit: int = 1000) -> list[SessionRecord]:
         query = self._owner_filter(app, openid, user_id, unionid) | {"expires_at": {"$gt": _dt(now)}}
         cursor = self._sessions.find(query).sort("created_at", 1).limit(limit)
-        return [self._record(doc) async for doc in cursor]
+        return [record async for doc in cursor if (record := self._record(doc)) is not None]
 
     @_guard
     async def delete_sessions(self, app=None, openid=None, user_id=None, unionid=None) -> int:
@@ -591,6 +594,48 @@ class MongoStore(SessionStore):
             pass  # a concurrent revoke of the same handle made the mark
         result = await self._sessions.delete_many({"$or": [{"handle": handle}, {"_id": handle}]})
         return result.deleted_count > 0
+
+    # -- upgrade -------------------------------------------------------------------------------
+
+    @_guard
+    async def migrate_legacy(self, app: str, reseal) -> tuple[int, int]:
+        """Give the records written before apps existed to ``app``; (users, sessions) moved.
+
+        A user's document moves from ``_id: openid`` to ``_id: "<app>:<openid>"``, its sealed
+        values resealed for their new associated data by ``reseal(purpose, openid, sealed)``
+        (None: it no longer opens, and is dropped). Safe to run again, and while servers run.
+        """
+        # Sessions first: a migrated user's recent session is then never one without an app.
+        result = await self._sessions.update_many({"app": {"$exists": False}},
+                                                  {"$set": {"app": app}})
+        users = 0
+        async for doc in self._users.find({"app": {"$exists": False}}):
+            await self._adopt_user(app, doc, reseal)
+            users += 1
+        return users, result.modified_count
+
+    async def _adopt_user(self, app: str, doc: dict, reseal) -> None:
+        openid = doc.pop("_id")
+        key = user_key(app, openid)
+        for name, purpose in (("session_key", "session_key"), ("recent_sealed_id", "session_id")):
+            if name in doc:
+                doc[name] = reseal(purpose, openid, doc[name])
+                if doc[name] is None:
+                    del doc[name]
+        if "recent_sealed_id" not in doc:
+            for name in ("recent_session_id", "recent_at"):
+                doc.pop(name, None)  # a recent session that cannot be handed out again
+        async with self._exclusive("user:" + key):
+            try:
+                await self._users.insert_one({"_id": key, "app": app, "openid": openid, **doc})
+            except DuplicateKeyError:
+                # The identity logged in since the upgrade: its new record stays, and takes
+                # the old binding if it has none.
+                if doc.get("user_id") is not None:
+                    await self._users.update_one(
+                        {"_id": key, "user_id": None},
+                        {"$set": {"user_id": doc["user_id"], "bound_at": doc.get("bound_at")}})
+            await self._users.delete_one({"_id": openid, "app": {"$exists": False}})
 
     @_guard
     async def purge_expired(self, now: float) -> int:
