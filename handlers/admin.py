@@ -12,7 +12,7 @@ import re
 
 from handlers.base import ApiHandler
 from handlers.session import describe, iso
-from server.errors import ApiError
+from handlers.errors import ApiError
 
 # A listing handle is a session's first storage key: base64url of a SHA-256.
 _HANDLE = re.compile(r"[A-Za-z0-9_-]{43}")

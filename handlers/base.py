@@ -16,7 +16,8 @@ from urllib.parse import parse_qs
 import tornado.web
 
 from server.cookies import cookie_values, header_values, session_cookie
-from server.errors import ApiError
+from handlers.errors import ApiError, api_error
+from server.errors import DomainError
 
 log = logging.getLogger("minisession.http")
 
@@ -158,6 +159,16 @@ class ApiHandler(tornado.web.RequestHandler):
 
     # -- output of errors ------------------------------------------------------------------
 
+    def send_error(self, status_code: int = 500, **kwargs) -> None:
+        # Tornado answers 500 to any exception but its own HTTPError: a domain error gets the
+        # status handlers/errors.py gives it.
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, DomainError):
+            error = api_error(exc)
+            kwargs["exc_info"] = (type(error), error, None)
+            status_code = error.status
+        super().send_error(status_code, **kwargs)
+
     def write_error(self, status_code: int, **kwargs) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if not self._body_read:
@@ -191,8 +202,9 @@ class ApiHandler(tornado.web.RequestHandler):
         return f"{self.request.method} {self.request.path} ({self.request.remote_ip})"
 
     def log_exception(self, typ, value, tb) -> None:
-        if isinstance(value, ApiError):
+        if isinstance(value, DomainError):
             # Client errors are answers, not incidents; 5xx ones are logged (no traceback).
+            value = api_error(value)
             if value.status >= 500:
                 log.warning("%s %s -> %d %s", self.request.method, self.request.path,
                             value.status, value.code)
@@ -250,7 +262,7 @@ class ApiHandler(tornado.web.RequestHandler):
                 + cookie_values(headers.get_list("Cookie"), session.cookie_name))
 
     async def current_session(self):
-        """The live session of this request, or a 401 ApiError.
+        """The live session of this request; raises NotAuthenticated (401) if none.
 
         When this request slid the session's expiry, the answer carries the cookie again with
         the new lifetime: clients with a cookie jar (browsers, weapp-cookie) drop a cookie when

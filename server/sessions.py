@@ -12,11 +12,20 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from server.errors import ApiError
+from server.errors import (
+    AppRequired,
+    DataTooLarge,
+    InvalidInput,
+    NoSession,
+    NotAuthenticated,
+    SessionExpired,
+    SessionInvalid,
+    UnknownApp,
+)
 from server.ids import SessionIdSigner, storage_key
 from server.login.base import Identity, LoginProvider
 from server.sealing import Sealer
-from server.stores.base import DataTooLarge, SessionRecord, SessionStore, UserLogin, data_size
+from server.stores.base import SessionRecord, SessionStore, UserLogin, data_size
 
 log = logging.getLogger("minisession.sessions")
 
@@ -72,26 +81,10 @@ class ActiveSession:
         return self.record.data
 
 
-def _no_session() -> ApiError:
-    return ApiError(401, "no_session", "no session id was sent: log in first")
-
-
-def _invalid_session() -> ApiError:
-    return ApiError(401, "invalid_session", "the session id is not valid: log in again")
-
-
-def _expired_session() -> ApiError:
-    return ApiError(401, "session_expired", "the session has expired: log in again")
-
-
 def _sealing_context(purpose: str, app: str, openid: str) -> str:
     # Binds a sealed value to its field and identity: moved elsewhere in the database (to another
     # user, or to the same openid of another app), it won't open.
     return f"{purpose}\x00{app}\x00{openid}"
-
-
-def unknown_app() -> ApiError:
-    return ApiError(404, "unknown_app", "no app of that name is served here")
 
 
 def legacy_resealer(sealer: Sealer, app: str):
@@ -131,12 +124,10 @@ class SessionService:
         means the default app (a 404 ``app_required`` when several apps have no default)."""
         if app is None:
             if self.default_app is None:
-                raise ApiError(404, "app_required",
-                               "this server serves several apps and none is the default: "
-                               "log in at /login/<app>")
+                raise AppRequired()
             return self.default_app
         if app not in self.providers:
-            raise unknown_app()
+            raise UnknownApp()
         return app
 
     # -- login -----------------------------------------------------------------------------
@@ -218,14 +209,14 @@ class SessionService:
         """Raw id -> its first token, for the correctly signed candidates, in order; a 401
         when there are none."""
         if not candidates:
-            raise _no_session()
+            raise NoSession()
         verified: dict[str, str] = {}
         for token in candidates:
             raw_id = self.signer.verify(token)
             if raw_id is not None:
                 verified.setdefault(raw_id, token)
         if not verified:
-            raise _invalid_session()
+            raise SessionInvalid()
         return verified
 
     async def _first_live(self, verified: dict[str, str], touch: bool) -> ActiveSession:
@@ -233,9 +224,7 @@ class SessionService:
         for raw_id, token in itertools.islice(verified.items(), MAX_LOOKUPS):
             try:
                 return await self._live_session(raw_id, token, touch)
-            except ApiError as exc:
-                if exc.status != 401:
-                    raise
+            except NotAuthenticated as exc:
                 first_error = first_error or exc
         raise first_error
 
@@ -243,11 +232,11 @@ class SessionService:
         key = storage_key(raw_id)
         record = await self.store.get(key)
         if record is None:
-            raise _invalid_session()
+            raise SessionInvalid()
         now = self.clock.now()
         if record.expires_at <= now:
             await self.store.delete(key)
-            raise _expired_session()
+            raise SessionExpired()
         if touch and now - record.touched_at >= self.policy.touch_after:
             expires_at = self._expiry(record.created_at, now)
             await self.store.touch(key, now, expires_at)
@@ -264,9 +253,7 @@ class SessionService:
         verified = self._signed(candidates)
         try:
             session = await self._first_live(verified, touch=False)
-        except ApiError as exc:
-            if exc.status != 401:
-                raise  # a store outage: the session may still be alive
+        except NotAuthenticated:  # (a store outage is not: the session may still be alive)
             return
         await self.store.delete(session.record.id)
 
@@ -278,10 +265,8 @@ class SessionService:
         """
         try:
             return await self.resolve([token], touch=touch)
-        except ApiError as exc:
-            if exc.status == 401:
-                return None
-            raise
+        except NotAuthenticated:
+            return None
 
     # -- the app's backend: bindings and revocation ------------------------------------------
 
@@ -334,7 +319,7 @@ class SessionService:
         raw_id, token = self.signer.new_token()
         record = await self.store.rename(session.record.id, storage_key(raw_id))
         if record is None:
-            raise _invalid_session()
+            raise SessionInvalid()
         return ActiveSession(record, token)
 
     async def session_key(self, app: str, openid: str) -> str | None:
@@ -350,7 +335,7 @@ class SessionService:
     async def replace_data(self, session: ActiveSession, data) -> dict:
         data = self._checked_data(data)
         if not await self.store.replace_data(session.record.id, data):
-            raise _invalid_session()
+            raise SessionInvalid()
         session.record.data = data
         return data
 
@@ -373,16 +358,16 @@ class SessionService:
         try:
             written = await self.store.update_data(session.record.id, set_fields, unset_fields,
                                                    max_bytes=self.policy.data_max_bytes)
-        except DataTooLarge as exc:
+        except DataTooLarge as exc:  # the store's judgement, in bytes
             raise self._too_large(exc.size) from None
         if not written:
-            raise _invalid_session()
+            raise SessionInvalid()
         session.record.data = merged
         return merged
 
     def _checked_data(self, data, limit: bool = True) -> dict:
         if not isinstance(data, dict):
-            raise ApiError(400, "invalid_data", "session data must be a JSON object")
+            raise InvalidInput("invalid_data", "session data must be a JSON object")
         _check_value(data, 0)
         if limit:
             self._check_size(data)
@@ -395,15 +380,12 @@ class SessionService:
         # Bytes alone do not bound memory: "[]," is 3 bytes of JSON but ~60 in Python.
         limit = self.policy.data_max_values
         if _count_values(data, limit) > limit:
-            raise ApiError(413, "data_too_large",
-                           f"session data would hold more than {limit} values (objects, arrays, "
-                           f"strings, numbers...); store fewer")
+            raise DataTooLarge(message=f"session data would hold more than {limit} values "
+                                       f"(objects, arrays, strings, numbers...); store fewer")
 
-    def _too_large(self, size: int) -> ApiError:
-        return ApiError(
-            413, "data_too_large",
-            f"session data would be {size} bytes; the limit is {self.policy.data_max_bytes}",
-        )
+    def _too_large(self, size: int) -> DataTooLarge:
+        return DataTooLarge(size, f"session data would be {size} bytes; the limit is "
+                                  f"{self.policy.data_max_bytes}")
 
 
 def check_user_id(user_id) -> str:
@@ -414,7 +396,7 @@ def check_user_id(user_id) -> str:
         return user_id
     if isinstance(user_id, int) and not isinstance(user_id, bool) and -_INT64 <= user_id < _INT64:
         return str(user_id)
-    raise ApiError(400, "invalid_user_id",
+    raise InvalidInput("invalid_user_id",
                    f"user_id must be a printable string of 1-{MAX_USER_ID_LENGTH} characters "
                    "or a 64-bit integer")
 
@@ -426,9 +408,9 @@ def _checked_filter(user_id) -> str | None:
 def validate_code(code) -> str:
     """A login code must be a short printable string (WeChat's are 32 characters)."""
     if code is None or code == "":
-        raise ApiError(400, "missing_code", "send the code from wx.login() as 'code'")
+        raise InvalidInput("missing_code", "send the code from wx.login() as 'code'")
     if not isinstance(code, str) or len(code) > MAX_CODE_LENGTH or not code.isprintable():
-        raise ApiError(400, "invalid_code",
+        raise InvalidInput("invalid_code",
                        f"a login code is a printable string of at most {MAX_CODE_LENGTH} characters")
     return code
 
@@ -450,12 +432,12 @@ def _check_value(value, depth: int) -> None:
     """Reject what the stores cannot keep faithfully, or could not serve back as JSON: deep
     nesting, odd keys, huge integers, infinite numbers, lone surrogates, arrays in arrays."""
     if depth > MAX_DATA_DEPTH:
-        raise ApiError(400, "invalid_data", f"session data is nested deeper than {MAX_DATA_DEPTH}")
+        raise InvalidInput("invalid_data", f"session data is nested deeper than {MAX_DATA_DEPTH}")
     if isinstance(value, dict):
         for key, item in value.items():
             # MongoDB reads '.' as a path and '$' as an operator: such keys would not round-trip.
             if not key or "." in key or key.startswith("$") or "\x00" in key:
-                raise ApiError(400, "invalid_data",
+                raise InvalidInput("invalid_data",
                                f"invalid key {key[:40]!r}: keys must be non-empty and contain "
                                "no '.', no NUL and not start with '$'")
             _check_text(key)
@@ -464,7 +446,7 @@ def _check_value(value, depth: int) -> None:
         for item in value:
             if isinstance(item, list):
                 # FerretDB 1.x refuses them; refused on every backend so that all answer alike.
-                raise ApiError(400, "invalid_data",
+                raise InvalidInput("invalid_data",
                                "arrays directly inside arrays are not supported: wrap the inner "
                                "array in an object, e.g. [{\"items\": [...]}]")
             _check_value(item, depth + 1)
@@ -472,16 +454,16 @@ def _check_value(value, depth: int) -> None:
         _check_text(value)
     elif isinstance(value, float):
         if not math.isfinite(value):  # 1e999 parses as infinity, which JSON cannot carry
-            raise ApiError(400, "invalid_data",
+            raise InvalidInput("invalid_data",
                            "numbers in session data must be finite (1e999 is out of range)")
     elif isinstance(value, int) and not isinstance(value, bool) and not -_INT64 <= value < _INT64:
-        raise ApiError(400, "invalid_data", "integers in session data must fit in 64 bits")
+        raise InvalidInput("invalid_data", "integers in session data must fit in 64 bits")
 
 
 def _check_text(text: str) -> None:
     # JSON's "\ud800" escape decodes to a lone surrogate, which has no UTF-8 form: it could be
     # neither stored (BSON) nor sent back.
     if _SURROGATE.search(text):
-        raise ApiError(400, "invalid_data",
-                       "strings in session data must be valid Unicode (a \\uXXXX escape of a "
-                       "lone surrogate is not)")
+        raise InvalidInput("invalid_data",
+                           "strings in session data must be valid Unicode (a \\uXXXX escape "
+                           "of a lone surrogate is not)")

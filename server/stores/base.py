@@ -13,18 +13,15 @@ import json
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+# update_data(max_bytes=...) raises it, defined with the other domain errors (re-exported).
+from server.errors import DataTooLarge  # noqa: F401
+
 
 def data_size(data: dict) -> int:
     """The size ``session.data_max_bytes`` limits: the data as compact JSON, in UTF-8 bytes."""
     return len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
 
 
-class DataTooLarge(Exception):
-    """A merge would take the stored data past its limit (nothing was written)."""
-
-    def __init__(self, size: int):
-        super().__init__(f"session data would be {size} bytes")
-        self.size = size
 
 
 @dataclass
