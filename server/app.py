@@ -33,7 +33,7 @@ from server.login.base import LoginProvider
 from server.ratelimit import LoginRateLimits
 from server.sealing import Sealer
 from server.sessions import SessionPolicy, SessionService
-from server.stores.base import SessionStore
+from server.stores.base import Store
 
 log = logging.getLogger("minisession")
 access_log = logging.getLogger("minisession.access")
@@ -64,13 +64,14 @@ ROUTES = [
 ]
 
 
-def make_store(config: Config) -> SessionStore:
+def make_store(config: Config) -> Store:
     if config.store.backend == "mongodb":
         # Imported here so that the memory backend never loads the MongoDB driver.
-        from server.stores.mongodb import MongoStore
+        from server.stores.mongodb import MongoStore, mongodb_client
 
-        return MongoStore(config.store.mongodb_uri, config.store.database, config.store.timeout,
-                          config.store.read_batching)
+        store = config.store
+        return MongoStore(mongodb_client(store.mongodb_uri, store.timeout), store.database,
+                          store.timeout, store.read_batching)
     from server.stores.memory import MemoryStore
 
     return MemoryStore(max_sessions=config.store.max_sessions)
@@ -127,7 +128,7 @@ _ROUTE_TEMPLATES = {handler: re.sub(r"\([^)]*\)", "{}", pattern)
 class Minisession:
     """One server instance. ``start()`` before serving, ``stop()`` after."""
 
-    def __init__(self, config: Config, *, clock=None, store: SessionStore | None = None,
+    def __init__(self, config: Config, *, clock=None, store: Store | None = None,
                  providers: dict[str, LoginProvider] | None = None, extra_routes=()):
         """``extra_routes``: your own ``(pattern, handler)`` pairs, served beside ours; see
         :class:`handlers.extend.SessionRequestHandler`."""
@@ -143,7 +144,8 @@ class Minisession:
             login_reuse_window=s.login_reuse_window, data_max_bytes=s.data_max_bytes,
             data_max_values=s.data_max_values,
         )
-        self.service = SessionService(self.store, SessionIdSigner(s.secrets), self.providers,
+        self.service = SessionService(self.store, self.store, SessionIdSigner(s.secrets),
+                                      self.providers,
                                       self.clock, policy, Sealer(config.store.encryption_keys),
                                       default_app=config.login.default_app)
         self.login_limits = LoginRateLimits(config.login.rate_per_address,

@@ -144,9 +144,9 @@ async def _migrate(config, app: str) -> int:
     from server.errors import StoreUnavailable
     from server.sealing import Sealer
     from server.sessions import legacy_resealer
-    from server.stores.mongodb import MongoStore
+    from server.app import make_store
 
-    store = MongoStore(config.store.mongodb_uri, config.store.database, config.store.timeout)
+    store = make_store(config)
     try:
         users, sessions = await store.migrate_legacy(
             app, legacy_resealer(Sealer(config.store.encryption_keys), app))

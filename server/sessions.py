@@ -1,6 +1,6 @@
 """The session service: the policy between HTTP handlers and the store.
 
-One request path: handler -> SessionService -> SessionStore. This module decides lifetimes
+One request path: handler -> SessionService -> SessionStore / UserStore. This module decides lifetimes
 (sliding ``idle_timeout``, absolute ``max_lifetime``, lazy touch after ``touch_after``), which
 id a request carries, login reuse, and what session data may hold.
 """
@@ -25,7 +25,7 @@ from server.errors import (
 from server.ids import SessionIdSigner, storage_key
 from server.login.base import Identity, LoginProvider
 from server.sealing import Sealer
-from server.stores.base import SessionRecord, SessionStore, UserLogin, data_size
+from server.stores.base import SessionRecord, SessionStore, UserLogin, UserStore, data_size
 
 log = logging.getLogger("minisession.sessions")
 
@@ -97,12 +97,14 @@ def legacy_resealer(sealer: Sealer, app: str):
 
 
 class SessionService:
-    def __init__(self, store: SessionStore, signer: SessionIdSigner,
+    def __init__(self, sessions: SessionStore, users: UserStore, signer: SessionIdSigner,
                  providers: Mapping[str, LoginProvider], clock, policy: SessionPolicy,
                  sealer: Sealer, default_app: str | None = None):
-        """``providers``: each app's login provider, by app name. ``default_app``: the app of
-        a login that names none (with a single app, that app)."""
-        self.store = store
+        """``sessions``, ``users``: the two store contracts (one backend usually serves
+        both). ``providers``: each app's login provider, by app name. ``default_app``: the app
+        of a login that names none (with a single app, that app)."""
+        self.sessions = sessions
+        self.users = users
         self.signer = signer
         self.providers = dict(providers)
         if default_app is None and len(self.providers) == 1:
@@ -172,7 +174,7 @@ class SessionService:
                 raw_id, _sealing_context("session_id", app, openid)),
         )
         since = now - self.policy.login_reuse_window if reuse else None
-        outcome = await self.store.login(user, candidate, since, now)
+        outcome = await self.users.login(user, candidate, since, now)
         if not outcome.reused:
             return ActiveSession(outcome.record, token), False
         raw_id = self.sealer.open(outcome.sealed_session_id,
@@ -230,16 +232,16 @@ class SessionService:
 
     async def _live_session(self, raw_id: str, token: str, touch: bool = True) -> ActiveSession:
         key = storage_key(raw_id)
-        record = await self.store.get(key)
+        record = await self.sessions.get(key)
         if record is None:
             raise SessionInvalid()
         now = self.clock.now()
         if record.expires_at <= now:
-            await self.store.delete(key)
+            await self.sessions.delete(key)
             raise SessionExpired()
         if touch and now - record.touched_at >= self.policy.touch_after:
             expires_at = self._expiry(record.created_at, now)
-            await self.store.touch(key, now, expires_at)
+            await self.sessions.touch(key, now, expires_at)
             record.touched_at, record.expires_at = now, max(record.expires_at, expires_at)
             return ActiveSession(record, token, slid=True)
         return ActiveSession(record, token)
@@ -255,7 +257,7 @@ class SessionService:
             session = await self._first_live(verified, touch=False)
         except NotAuthenticated:  # (a store outage is not: the session may still be alive)
             return
-        await self.store.delete(session.record.id)
+        await self.sessions.delete(session.record.id)
 
     async def introspect(self, token, touch: bool = False) -> ActiveSession | None:
         """The live session a token names, for the app's backend; None if it names none.
@@ -271,31 +273,31 @@ class SessionService:
     # -- the app's backend: bindings and revocation ------------------------------------------
 
     async def bind(self, app: str, openid: str, user_id) -> None:
-        await self.store.bind(self.check_app(app), openid, check_user_id(user_id),
+        await self.users.bind(self.check_app(app), openid, check_user_id(user_id),
                               self.clock.now())
 
     async def unbind(self, app: str, openid: str) -> bool:
-        return await self.store.unbind(self.check_app(app), openid)
+        return await self.users.unbind(self.check_app(app), openid)
 
     async def binding(self, app: str, openid: str):
-        return await self.store.binding(self.check_app(app), openid)
+        return await self.users.binding(self.check_app(app), openid)
 
     async def bind_unionid(self, unionid: str, user_id) -> tuple[str, list[tuple[str, str]]]:
         """Bind every identity that logged in with this unionid, in every app, to one user;
         returns the user id (canonical) and those identities (app, openid)."""
         user_id = check_user_id(user_id)
-        identities = await self.store.identities_with_unionid(unionid)
+        identities = await self.users.identities_with_unionid(unionid)
         for app, openid in identities:
-            await self.store.bind(app, openid, user_id, self.clock.now())
+            await self.users.bind(app, openid, user_id, self.clock.now())
         return user_id, identities
 
     async def sessions_of(self, app=None, openid=None, user_id=None,
                           unionid=None) -> list[SessionRecord]:
-        return await self.store.list_sessions(self.clock.now(), **self._owner(
+        return await self.sessions.list_sessions(self.clock.now(), **self._owner(
             app, openid, user_id, unionid))
 
     async def revoke_all(self, app=None, openid=None, user_id=None, unionid=None) -> int:
-        return await self.store.delete_sessions(**self._owner(app, openid, user_id, unionid))
+        return await self.sessions.delete_sessions(**self._owner(app, openid, user_id, unionid))
 
     def _owner(self, app, openid, user_id, unionid) -> dict:
         """The store's filter of an admin request: an openid only within its app."""
@@ -308,7 +310,7 @@ class SessionService:
 
     async def revoke_handle(self, handle: str) -> bool:
         """End one session by its listing handle (kept across rotations); False if none."""
-        return await self.store.revoke_handle(handle, self.clock.now())
+        return await self.sessions.revoke_handle(handle, self.clock.now())
 
     async def rotate(self, session: ActiveSession) -> ActiveSession:
         """Move the session to a fresh id (after a privilege change); the old id stops working.
@@ -317,7 +319,7 @@ class SessionService:
         way, the old id is already dead and the client must log in again (503 first).
         """
         raw_id, token = self.signer.new_token()
-        record = await self.store.rename(session.record.id, storage_key(raw_id))
+        record = await self.sessions.rename(session.record.id, storage_key(raw_id))
         if record is None:
             raise SessionInvalid()
         return ActiveSession(record, token)
@@ -325,7 +327,7 @@ class SessionService:
     async def session_key(self, app: str, openid: str) -> str | None:
         """The identity's newest platform session_key, for server-side use only; None if
         unknown (or sealed with a key that is no longer configured)."""
-        sealed = await self.store.session_key(app, openid)
+        sealed = await self.users.session_key(app, openid)
         if sealed is None:
             return None
         return self.sealer.open(sealed, _sealing_context("session_key", app, openid))
@@ -334,7 +336,7 @@ class SessionService:
 
     async def replace_data(self, session: ActiveSession, data) -> dict:
         data = self._checked_data(data)
-        if not await self.store.replace_data(session.record.id, data):
+        if not await self.sessions.replace_data(session.record.id, data):
             raise SessionInvalid()
         session.record.data = data
         return data
@@ -356,7 +358,7 @@ class SessionService:
         # by the store on the data as stored when the write lands, whatever runs at once.
         self._check_size(merged)
         try:
-            written = await self.store.update_data(session.record.id, set_fields, unset_fields,
+            written = await self.sessions.update_data(session.record.id, set_fields, unset_fields,
                                                    max_bytes=self.policy.data_max_bytes)
         except DataTooLarge as exc:  # the store's judgement, in bytes
             raise self._too_large(exc.size) from None

@@ -47,3 +47,16 @@ def test_each_domain_error_has_one_status_and_code(error, status, code, retry_af
     answer = api_error(error)
     assert (answer.status, answer.code, answer.message) == (status, code, error.message)
     assert answer.headers.get("Retry-After") == retry_after
+
+
+def test_the_contract_suite_calls_every_method_of_each_store_contract():
+    from server.stores.base import SessionStore, StoreLifecycle, UserStore
+
+    suite = (Path(__file__).parent / "test_store_contract.py").read_text()
+    contracts = {cls.__name__: [name for name in vars(cls) if not name.startswith("_")
+                                and callable(vars(cls)[name])]
+                 for cls in (StoreLifecycle, SessionStore, UserStore)}
+    assert [len(methods) for methods in contracts.values()] == [3, 10, 6]
+    missing = [f"{contract}.{name}" for contract, methods in contracts.items()
+               for name in methods if f".{name}(" not in suite]
+    assert missing == []

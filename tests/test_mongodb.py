@@ -11,7 +11,7 @@ from pymongo import monitoring
 
 from server.errors import StoreUnavailable
 from server.stores.base import SessionRecord, UserLogin
-from server.stores.mongodb import MongoStore
+from server.stores.mongodb import MongoStore, mongodb_client
 from tests.conftest import make_config, open_store
 from tests.ferretdb import FerretDB, ensure_binary
 
@@ -51,7 +51,8 @@ def test_the_ttl_fallback_is_announced(config, mongodb_uri, clock, io_loop, capl
     from server.app import Minisession
 
     # A store not opened yet: the store announces the fallback when it creates its indexes.
-    store = MongoStore(mongodb_uri, f"minisession_test_{uuid.uuid4().hex[:12]}", timeout=5.0)
+    store = MongoStore(mongodb_client(mongodb_uri, 5.0),
+                       f"minisession_test_{uuid.uuid4().hex[:12]}", timeout=5.0)
     caplog.set_level(logging.WARNING, logger="minisession")
     instance = Minisession(config, clock=clock, store=store)
     try:
@@ -137,7 +138,7 @@ def test_a_batched_read_fails_with_store_unavailable_when_the_store_dies(tmp_pat
     # A server of its own, killed under the store: every read of the batch answers 503.
     ferretdb = FerretDB(ensure_binary(), tmp_path / "ferretdb")
     ferretdb.start()
-    store = MongoStore(ferretdb.uri, "batched_reads", 1.0, "on")
+    store = MongoStore(mongodb_client(ferretdb.uri, 1.0), "batched_reads", 1.0, "on")
     try:
         io_loop.run_sync(store.open)
         io_loop.run_sync(lambda: store.login(UserLogin("default", "user-1", None, "k", "i"),

@@ -7,7 +7,6 @@ import dataclasses
 import pytest
 import tornado.httpserver
 import tornado.testing
-from motor.motor_asyncio import AsyncIOMotorClient
 
 from server.app import Minisession
 from server.client_address import client_address, parse_networks
@@ -34,15 +33,11 @@ def config(request):
 
 async def dump(store) -> str:
     """Everything the store's database holds, as one text: what a stolen backup would show."""
-    client = AsyncIOMotorClient(store._uri, tz_aware=True)
-    try:
-        db = client[store._database_name]
-        docs = []
-        for name in await db.list_collection_names():
-            docs += [repr(doc) async for doc in db[name].find()]
-        return "\n".join(docs)
-    finally:
-        client.close()
+    db = store._client[store._database_name]  # the driver client the store was given
+    docs = []
+    for name in await db.list_collection_names():
+        docs += [repr(doc) async for doc in db[name].find()]
+    return "\n".join(docs)
 
 
 @pytest.mark.gen_test(timeout=30)

@@ -5,8 +5,8 @@ import uuid
 
 import pytest
 
-from server.stores.base import DataTooLarge, SessionRecord, UserLogin, data_size
-from server.stores.mongodb import MongoStore
+from server.stores.base import Binding, DataTooLarge, SessionRecord, UserLogin, data_size
+from server.stores.mongodb import MongoStore, mongodb_client
 from tests.conftest import on_both_stores
 
 NOW = 1_800_000_000.0
@@ -78,7 +78,8 @@ async def test_concurrent_logins_converge_on_one_session(store, backend, io_loop
     # For MongoDB, half the logins go through a second client: two processes' worth of races.
     stores = [store]
     if backend == "mongodb":
-        twin = MongoStore(request.getfixturevalue("mongodb_uri"), store._database_name, 5.0)
+        uri = request.getfixturevalue("mongodb_uri")
+        twin = MongoStore(mongodb_client(uri, 5.0), store._database_name, 5.0)
         await twin.open()
         stores.append(twin)
     candidates = [record("carol") for _ in range(20)]
@@ -239,3 +240,78 @@ async def test_update_data_judges_the_limit_on_the_data_as_stored(store):
     assert await store.replace_data(session.id, {"c": 1}) is True
     assert await store.update_data(session.id, {"d": "z" * 16000}, [], max_bytes=16384)
     assert await store.update_data("no-such-session", {"a": 1}, [], max_bytes=16384) is False
+
+
+# -- the users contract and the owner filters (issue 12: identities are (app, openid)) --------
+
+@pytest.mark.gen_test(timeout=20)
+async def test_ping_answers_once_open(store):
+    assert await store.ping() is None
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_binding_belongs_to_one_identity_and_reaches_its_sessions(store):
+    shop, _, _ = await store.login(identity(app="shop"), record(app="shop"), None, NOW)
+    lab, _, _ = await store.login(identity(app="lab"), record(app="lab"), None, NOW)
+    assert await store.binding("shop", "alice") is None
+
+    await store.bind("shop", "alice", "u-1", NOW + 1)
+    assert await store.binding("shop", "alice") == Binding("u-1", NOW + 1)
+    assert await store.binding("lab", "alice") is None  # same openid, another app
+    assert (await store.get(shop.id)).user_id == "u-1"
+    assert (await store.get(lab.id)).user_id is None
+    later, _, _ = await store.login(identity(app="shop", key="k2"), record(app="shop"), None, NOW)
+    assert later.user_id == "u-1"  # sessions created after the bind carry it too
+
+    await store.bind("shop", "alice", "u-2", NOW + 2)  # replaces
+    assert [(await store.get(s.id)).user_id for s in (shop, later)] == ["u-2", "u-2"]
+    assert await store.unbind("shop", "alice") is True
+    assert await store.unbind("shop", "alice") is False
+    assert await store.binding("shop", "alice") is None
+    assert (await store.get(shop.id)).user_id is None
+    # A binding made before the identity ever logged in holds at its first login.
+    await store.bind("lab", "nina", "u-3", NOW)
+    first, _, _ = await store.login(identity("nina", app="lab"), record("nina", app="lab"),
+                                    None, NOW)
+    assert first.user_id == "u-3"
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_identities_are_found_by_unionid_across_apps(store):
+    await store.login(identity("a", app="shop", unionid="U1"), record("a", app="shop"), None, NOW)
+    await store.login(identity("b", app="mall", unionid="U1"), record("b", app="mall"), None, NOW)
+    await store.login(identity("c", app="shop", unionid="U2"), record("c", app="shop"), None, NOW)
+    await store.login(identity("d", app="lab"), record("d", app="lab"), None, NOW)
+    assert sorted(await store.identities_with_unionid("U1")) == [("mall", "b"), ("shop", "a")]
+    assert await store.identities_with_unionid("U3") == []
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_sessions_are_listed_and_ended_by_identity_user_or_unionid(store):
+    def login(openid, app, unionid=None):
+        return store.login(identity(openid, key=uuid.uuid4().hex, app=app, unionid=unionid),
+                           record(openid, app=app, unionid=unionid), None, NOW)
+
+    shop, _, _ = await login("alice", "shop", "U1")
+    lab, _, _ = await login("alice", "lab")
+    mall, _, _ = await login("bob", "mall", "U1")
+    await store.bind("lab", "alice", "u-9", NOW)
+
+    def ids(records):
+        return sorted(r.id for r in records)
+
+    assert ids(await store.list_sessions(NOW, app="shop", openid="alice")) == [shop.id]
+    assert ids(await store.list_sessions(NOW, unionid="U1")) == sorted([shop.id, mall.id])
+    assert ids(await store.list_sessions(NOW, app="mall", unionid="U1")) == [mall.id]
+    assert ids(await store.list_sessions(NOW, user_id="u-9")) == [lab.id]
+    for bad in ({}, {"app": "shop"}, {"openid": "alice"}):
+        with pytest.raises(ValueError):
+            await store.list_sessions(NOW, **bad)
+        with pytest.raises(ValueError):
+            await store.delete_sessions(**bad)
+
+    assert await store.delete_sessions(unionid="U1") == 2
+    assert await store.get(shop.id) is None and await store.get(mall.id) is None
+    assert await store.delete_sessions(app="shop", openid="alice") == 0
+    assert await store.delete_sessions(user_id="u-9") == 1
+    assert await store.get(lab.id) is None

@@ -1,8 +1,12 @@
-"""The session store contract: small, asynchronous, field-level.
+"""The store contracts: small, asynchronous, field-level.
 
-Two backends implement it: :class:`server.stores.memory.MemoryStore` (embedded default, one
-process) and :class:`server.stores.mongodb.MongoStore` (production, through motor). One contract
-test suite (``tests/test_store_contract.py``) runs against both.
+Two contracts, each a handful of methods: :class:`SessionStore` (what sessions need: read,
+slide, end, data, rotation, listing and revocation) and :class:`UserStore` (what identities
+need: logins, session_keys, bindings). Both share :class:`StoreLifecycle` (open, close, ping).
+A backend is one module implementing both: :class:`server.stores.memory.MemoryStore`
+(embedded default, one process) and :class:`server.stores.mongodb.MongoStore` (production,
+through motor). One contract suite (``tests/test_store_contract.py``) covers every method of
+each contract on both.
 
 Times are float seconds since the epoch, as given by the service's clock: stores never read
 the wall clock themselves. Stores do not judge expiry (the service does, on every read, so that
@@ -95,11 +99,12 @@ def canonical_user_id(user_id) -> str | None:
     return str(int(user_id))
 
 
-class SessionStore:
-    """What the session service needs from storage. Every method may raise StoreUnavailable."""
+class StoreLifecycle:
+    """Opening and closing a backend. Every method of every contract may raise
+    StoreUnavailable."""
 
     #: True when expired sessions are not removed by the backend itself (no TTL index), so the
-    #: server must call :meth:`purge_expired` periodically.
+    #: server must call :meth:`SessionStore.purge_expired` periodically.
     needs_purge = True
 
     async def open(self) -> None:
@@ -111,18 +116,9 @@ class SessionStore:
     async def ping(self) -> None:
         """Return when the store answers; raise StoreUnavailable otherwise."""
 
-    async def login(self, user: UserLogin, candidate: SessionRecord, reuse_since: float | None,
-                    now: float) -> LoginOutcome:
-        """Record a login of ``user``; return the session it gets.
 
-        Stores the user's sealed ``session_key`` as the newest one. If the session most
-        recently issued to this identity (app, openid) was issued at or after ``reuse_since`` and has not ended,
-        returns it (``reused``) with the sealed id recorded when it was issued; otherwise stores
-        ``candidate`` and makes it, with ``user.sealed_session_id``, the user's most recent
-        session. ``reuse_since=None`` disables reuse. This must be atomic across processes
-        sharing the store: concurrent logins of one identity converge on a single session.
-        """
-        raise NotImplementedError
+class SessionStore(StoreLifecycle):
+    """What sessions need. Sessions are found by their storage key (``session_id``)."""
 
     async def get(self, session_id: str) -> SessionRecord | None:
         """The stored session (expired or not), or None."""
@@ -150,10 +146,6 @@ class SessionStore:
         """
         raise NotImplementedError
 
-    async def session_key(self, app: str, openid: str) -> str | None:
-        """The newest sealed session_key recorded for this identity (server-side use only)."""
-        raise NotImplementedError
-
     async def rename(self, session_id: str, new_id: str) -> SessionRecord | None:
         """Move a session to a new id (id rotation); the old id no longer finds it.
 
@@ -162,25 +154,6 @@ class SessionStore:
         :meth:`delete_sessions` or :meth:`revoke_handle` has returned, a rename that was under
         way leaves no session behind and returns None.
         """
-        raise NotImplementedError
-
-    # -- the app's backend: bindings and revocation --------------------------------------------
-
-    async def bind(self, app: str, openid: str, user_id: str, now: float) -> None:
-        """Bind the identity (``app``, ``openid``) to the company's ``user_id`` (replacing any
-        binding). Every session of that identity, existing or created later, carries
-        ``user_id`` from then on."""
-        raise NotImplementedError
-
-    async def unbind(self, app: str, openid: str) -> bool:
-        """Remove the binding; False when there was none."""
-        raise NotImplementedError
-
-    async def binding(self, app: str, openid: str) -> Binding | None:
-        raise NotImplementedError
-
-    async def identities_with_unionid(self, unionid: str) -> list[tuple[str, str]]:
-        """Every identity (app, openid) that logged in with this unionid."""
         raise NotImplementedError
 
     async def list_sessions(self, now: float, app: str | None = None,
@@ -206,3 +179,45 @@ class SessionStore:
     async def purge_expired(self, now: float) -> int:
         """Remove sessions whose ``expires_at`` is past; return how many."""
         raise NotImplementedError
+
+
+class UserStore(StoreLifecycle):
+    """What identities (app, openid) need: logins, their session_key, their binding."""
+
+    async def login(self, user: UserLogin, candidate: SessionRecord, reuse_since: float | None,
+                    now: float) -> LoginOutcome:
+        """Record a login of ``user``; return the session it gets.
+
+        Stores the user's sealed ``session_key`` as the newest one. If the session most
+        recently issued to this identity (app, openid) was issued at or after ``reuse_since``
+        and has not ended, returns it (``reused``) with the sealed id recorded when it was
+        issued; otherwise stores ``candidate`` and makes it, with ``user.sealed_session_id``,
+        the user's most recent session. ``reuse_since=None`` disables reuse. This must be atomic across processes
+        sharing the store: concurrent logins of one identity converge on a single session.
+        """
+        raise NotImplementedError
+
+    async def session_key(self, app: str, openid: str) -> str | None:
+        """The newest sealed session_key recorded for this identity (server-side use only)."""
+        raise NotImplementedError
+
+    async def bind(self, app: str, openid: str, user_id: str, now: float) -> None:
+        """Bind the identity (``app``, ``openid``) to the company's ``user_id`` (replacing any
+        binding). Every session of that identity, existing or created later, carries
+        ``user_id`` from then on."""
+        raise NotImplementedError
+
+    async def unbind(self, app: str, openid: str) -> bool:
+        """Remove the binding; False when there was none."""
+        raise NotImplementedError
+
+    async def binding(self, app: str, openid: str) -> Binding | None:
+        raise NotImplementedError
+
+    async def identities_with_unionid(self, unionid: str) -> list[tuple[str, str]]:
+        """Every identity (app, openid) that logged in with this unionid."""
+        raise NotImplementedError
+
+
+class Store(SessionStore, UserStore):
+    """A backend: both contracts over one storage (a login writes a session and its user)."""

@@ -20,7 +20,7 @@ from server.stores.base import (
     LoginOutcome,
     SessionRecord,
     DataTooLarge,
-    SessionStore,
+    Store,
     UserLogin,
     data_size,
     user_key,
@@ -44,7 +44,7 @@ class _User:
         self.binding: Binding | None = None
 
 
-class MemoryStore(SessionStore):
+class MemoryStore(Store):
     def __init__(self, max_sessions: int | None = None) -> None:
         """``max_sessions``: the most sessions held at once (None: no limit)."""
         self._sessions: dict[str, SessionRecord] = {}

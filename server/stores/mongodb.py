@@ -36,8 +36,11 @@ MongoDB a data write and a concurrent expiry slide never undo each other. Ferret
 an update as "read the document, change it, write it all back" with no check in between, so
 two concurrent updates of one document can lose one of them (and a compare-and-set can succeed
 twice). Its unique ``_id`` on insert *is* enforced atomically, so on FerretDB writes to one
-document are serialized by inserting a lock document ``{_id: key}`` first and deleting it
-after. MongoDB itself never takes these locks.
+document are serialized with lock documents (``server/stores/ferretdb_lock.py``). MongoDB
+itself never takes these locks.
+
+The driver client is built by :func:`mongodb_client` and passed in; the store closes it with
+:meth:`MongoStore.close`.
 """
 
 import asyncio
@@ -46,8 +49,7 @@ import functools
 import logging
 import random
 import re
-import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from motor.motor_asyncio import AsyncIOMotorClient
 from pymongo import ReturnDocument
@@ -60,12 +62,13 @@ from pymongo.errors import (
 
 from server.errors import StoreUnavailable
 from server.read_batching import ReadBatcher
+from server.stores.ferretdb_lock import DocumentLocks
 from server.stores.base import (
     Binding,
     DataTooLarge,
     LoginOutcome,
     SessionRecord,
-    SessionStore,
+    Store,
     UserLogin,
     canonical_user_id,
     data_size,
@@ -122,49 +125,45 @@ def _guard(method):
     return wrapper
 
 
-class MongoStore(SessionStore):
-    """Sessions in MongoDB (or a compatible server such as FerretDB)."""
+def mongodb_client(uri: str, timeout: float) -> AsyncIOMotorClient:
+    """The driver client a :class:`MongoStore` is given: the one place it is configured.
 
-    def __init__(self, uri: str, database: str, timeout: float, read_batching: str = "auto"):
-        self._uri = uri
+    Every wait on MongoDB is bounded by the one configured timeout (CSOT), so a request never
+    hangs on a dead server: it answers 503 store_unavailable instead. No I/O happens here.
+    """
+    timeout_ms = max(1, int(timeout * 1000))
+    return AsyncIOMotorClient(uri, tz_aware=True, appname="minisession",
+                              serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
+                              timeoutMS=timeout_ms)
+
+
+class MongoStore(Store):
+    """Sessions and users in MongoDB (or a compatible server such as FerretDB)."""
+
+    def __init__(self, client: AsyncIOMotorClient, database: str, timeout: float,
+                 read_batching: str = "auto"):
+        """``client``: from :func:`mongodb_client`; ``timeout``: the same as its own."""
+        self._client = client
         self._read_batching = read_batching
         #: Session reads of one event-loop pass, sent as one query (None: one query per read).
         self._reads: ReadBatcher | None = None
         self._database_name = database
         self._timeout_ms = max(1, int(timeout * 1000))
-        # A lock is held for a few round trips, each bounded by the timeout: one older than
-        # this belongs to a process that died holding it, and may be broken.
-        self._stale_lock = timedelta(seconds=max(2.0, 4 * timeout))
-        # Locks this process may still hold because their release (or their acquisition's
-        # answer) was lost with the connection: released as soon as the store answers again.
-        self._unreleased: set[tuple[str, str]] = set()
-        self._client = None
+        db = client[database]
+        self._sessions = db["sessions"]
+        self._users = db["users"]
+        self._revoked_handles = db["revoked_handles"]
+        self._locks = DocumentLocks(db["locks"], timeout)
         self.needs_purge = False
         self.indexes_ready = False
         #: False on servers that do not apply single-document updates atomically (FerretDB).
         self.atomic_updates = True
-
-    def _connect(self) -> None:
-        # Every wait on MongoDB is bounded by the one configured timeout (CSOT), so a request
-        # never hangs on a dead server: it answers 503 store_unavailable instead.
-        self._client = AsyncIOMotorClient(
-            self._uri, tz_aware=True, appname="minisession",
-            serverSelectionTimeoutMS=self._timeout_ms, connectTimeoutMS=self._timeout_ms,
-            timeoutMS=self._timeout_ms,
-        )
-        db = self._client[self._database_name]
-        self._sessions = db["sessions"]
-        self._users = db["users"]
-        self._locks = db["locks"]
-        self._revoked_handles = db["revoked_handles"]
 
     @_guard
     async def open(self) -> None:
         """Connect and create the indexes (``_guard`` does it on first use of any method)."""
 
     async def _open(self) -> None:
-        if self._client is None:
-            self._connect()
         await self._ensure_indexes()
 
     async def _ensure_indexes(self) -> None:
@@ -211,10 +210,8 @@ class MongoStore(SessionStore):
         self.indexes_ready = False
 
     async def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-            self.indexes_ready = False
+        self._client.close()
+        self.indexes_ready = False
 
     @_guard
     async def ping(self) -> None:
@@ -226,44 +223,8 @@ class MongoStore(SessionStore):
         if self.atomic_updates:
             yield
             return
-        if self._unreleased:
-            await self._release_unreleased()
-        owner = uuid.uuid4().hex
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._timeout_ms / 1000
-        pause = 0.001
-        while True:
-            try:
-                await self._locks.insert_one(
-                    {"_id": key, "owner": owner, "at": datetime.now(UTC)})
-                break
-            except DuplicateKeyError:
-                held = await self._locks.find_one({"_id": key})
-                if held is not None and held["at"] < datetime.now(UTC) - self._stale_lock:
-                    await self._locks.delete_one({"_id": key, "owner": held["owner"]})
-                    continue
-                if loop.time() > deadline:
-                    raise StoreUnavailable("the session is busy, try again") from None
-                await asyncio.sleep(pause * (0.5 + random.random()))
-                pause = min(pause * 2, 0.05)
-            except PyMongoError:
-                # The insert may have been applied before its answer was lost.
-                self._unreleased.add((key, owner))
-                raise
-        try:
+        async with self._locks.hold(key):
             yield
-        finally:
-            try:
-                await self._locks.delete_one({"_id": key, "owner": owner})
-            except PyMongoError:
-                self._unreleased.add((key, owner))
-                log.warning("could not release a write lock; releasing it when the store is back")
-
-    async def _release_unreleased(self) -> None:
-        for key, owner in list(self._unreleased):
-            # Only ever our own lock: the owner is part of the filter.
-            await self._locks.delete_one({"_id": key, "owner": owner})
-            self._unreleased.discard((key, owner))
 
     @staticmethod
     def _record(doc: dict) -> SessionRecord | None:
