@@ -134,16 +134,34 @@ class BindingHandler(AdminHandler):
 
 
 class UnionidBindingHandler(AdminHandler):
-    """``PUT /admin/unionids/{unionid}/binding {"user_id": ...}``: one person across the
-    company's apps: every identity that logged in with this unionid, in every app, is bound
-    to ``user_id``."""
+    """``/admin/unionids/{unionid}/binding``: one person across the company's apps.
+
+    ``PUT {"user_id": ...}`` binds every identity with this unionid, in every app (those that
+    logged in with it, and those that will); ``GET`` shows it; ``DELETE`` undoes it.
+    """
+
+    def prepare(self) -> None:
+        super().prepare()
+        _check_id("unionid", self.path_args[0])
+
+    async def get(self, unionid: str) -> None:
+        binding = await self.ctx.service.unionid_binding(unionid)
+        if binding is None:
+            self.write_json({"unionid": unionid, "bound": False, "user_id": None})
+            return
+        self.write_json({"unionid": unionid, "bound": True, "user_id": binding.user_id,
+                         "bound_at": iso(binding.bound_at)})
 
     async def put(self, unionid: str) -> None:
-        _check_id("unionid", unionid)
         user_id = _user_id_of(self.json_object())
         user_id, identities = await self.ctx.service.bind_unionid(unionid, user_id)
-        self.write_json({"unionid": unionid, "user_id": user_id, "identities": [
+        self.write_json({"unionid": unionid, "bound": True, "user_id": user_id, "identities": [
             {"app": app, "openid": openid} for app, openid in identities]})
+
+    async def delete(self, unionid: str) -> None:
+        await self.ctx.service.unbind_unionid(unionid)
+        self.set_status(204)
+        self.finish()
 
 
 class SessionsHandler(AdminHandler):

@@ -71,8 +71,8 @@ class UnknownApp(DomainError):
 
 class AppRequired(DomainError):
     code = "app_required"
-    default_message = ("this server serves several apps and none is the default: log in at "
-                       "/login/<app>")
+    default_message = ("this server serves several apps and none is the default: name the app "
+                       "(log in at /login/<app>; admin paths /admin/apps/<app>/...)")
 
 
 class RateLimited(DomainError):

@@ -152,7 +152,19 @@ class SessionService:
         if session is None:
             # The reused session's id was sealed with a key no longer configured: a new one.
             session = await self._login(app, identity, origin, reuse=False)
+        await self._adopt_unionid_binding(session[0])
         return session
+
+    async def _adopt_unionid_binding(self, session: ActiveSession) -> None:
+        """An unbound identity whose person was bound by unionid (``bind_unionid``) is bound
+        to that user at its login, in whichever app."""
+        record = session.record
+        if record.user_id is not None or record.unionid is None:
+            return
+        binding = await self.users.unionid_binding(record.unionid)
+        if binding is not None:
+            await self.users.bind(record.app, record.openid, binding.user_id, self.clock.now())
+            record.user_id = binding.user_id
 
     async def _login(self, app: str, identity: Identity, origin: dict,
                      reuse: bool) -> tuple[ActiveSession, bool] | None:
@@ -283,13 +295,32 @@ class SessionService:
         return await self.users.binding(self.check_app(app), openid)
 
     async def bind_unionid(self, unionid: str, user_id) -> tuple[str, list[tuple[str, str]]]:
-        """Bind every identity that logged in with this unionid, in every app, to one user;
-        returns the user id (canonical) and those identities (app, openid)."""
+        """One person across the company's apps: every identity with this unionid, in every
+        app, is bound to ``user_id``: those known now, and those that log in with it later.
+        Returns the user id (canonical) and the identities bound now (app, openid)."""
         user_id = check_user_id(user_id)
+        # The record first: an identity logging in meanwhile finds it, or is listed below.
+        await self.users.bind_unionid(unionid, user_id, self.clock.now())
         identities = await self.users.identities_with_unionid(unionid)
         for app, openid in identities:
             await self.users.bind(app, openid, user_id, self.clock.now())
         return user_id, identities
+
+    async def unionid_binding(self, unionid: str):
+        return await self.users.unionid_binding(unionid)
+
+    async def unbind_unionid(self, unionid: str) -> bool:
+        """Undo :meth:`bind_unionid`: the identities it bound (still bound to that user) are
+        unbound, and later logins are no longer bound. False when there was no such binding."""
+        binding = await self.users.unionid_binding(unionid)
+        if binding is None:
+            return False
+        await self.users.unbind_unionid(unionid)
+        for app, openid in await self.users.identities_with_unionid(unionid):
+            current = await self.users.binding(app, openid)
+            if current is not None and current.user_id == binding.user_id:
+                await self.users.unbind(app, openid)
+        return True
 
     async def sessions_of(self, app=None, openid=None, user_id=None,
                           unionid=None) -> list[SessionRecord]:

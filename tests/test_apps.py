@@ -181,3 +181,32 @@ async def test_the_access_log_names_the_app_never_the_openid(client, caplog):
     # A name the client typed is not logged: no app served goes by it.
     assert access[2].startswith("404 POST /login/{} ") and "app=" not in access[2]
     assert not any("hugo" in line or "no-such-app" in line for line in access)
+
+
+@on_both_stores
+@pytest.mark.gen_test(timeout=30)
+async def test_a_unionid_binding_reaches_identities_that_log_in_later_and_can_be_undone(client):
+    shop = await login(client, "/login/shop", "user:ivan:1")
+    shown = await admin(client, "GET", "/admin/unionids/union-ivan/binding")
+    assert shown.json == {"unionid": "union-ivan", "bound": False, "user_id": None}
+    bound = await admin(client, "PUT", "/admin/unionids/union-ivan/binding", {"user_id": "p-1"})
+    assert bound.json["identities"] == [{"app": "shop", "openid": "ivan"}]
+
+    # The person's first login to another app of the company: already bound.
+    mall = await login(client, "/login/mall", "user:ivan:2")
+    assert (mall["app"], mall["user_id"], mall["bound"]) == ("mall", "p-1", True)
+    identity = (await admin(client, "GET", "/admin/apps/mall/bindings/ivan")).json
+    assert (identity["bound"], identity["user_id"]) == (True, "p-1")
+    shown = (await admin(client, "GET", "/admin/unionids/union-ivan/binding")).json
+    assert (shown["bound"], shown["user_id"]) == (True, "p-1")
+    # An identity without that unionid is not touched.
+    assert (await login(client, "/login/lab", "dev:ivan"))["user_id"] is None
+
+    response = await admin(client, "DELETE", "/admin/unionids/union-ivan/binding")
+    assert response.code == 204
+    for session in (shop, mall):
+        assert (await session_of(client, session["session_id"])).json["user_id"] is None
+    later = await login(client, "/login/mall", "user:ivan:3")
+    assert later["user_id"] is None
+    response = await admin(client, "PUT", "/admin/unionids/%00/binding", {"user_id": "p"})
+    assert (response.code, response.json["error"]) == (400, "invalid_unionid")

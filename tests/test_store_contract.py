@@ -315,3 +315,17 @@ async def test_sessions_are_listed_and_ended_by_identity_user_or_unionid(store):
     assert await store.delete_sessions(app="shop", openid="alice") == 0
     assert await store.delete_sessions(user_id="u-9") == 1
     assert await store.get(lab.id) is None
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_a_unionid_binding_is_kept_replaced_and_removed(store):
+    assert await store.unionid_binding("U1") is None
+    await store.bind_unionid("U1", "p-1", NOW)
+    await store.bind_unionid("U2", "p-2", NOW)
+    assert await store.unionid_binding("U1") == Binding("p-1", NOW)
+    await store.bind_unionid("U1", "p-3", NOW + 5)
+    assert await store.unionid_binding("U1") == Binding("p-3", NOW + 5)
+    assert await store.unbind_unionid("U1") is True
+    assert await store.unbind_unionid("U1") is False
+    assert await store.unionid_binding("U1") is None
+    assert await store.unionid_binding("U2") == Binding("p-2", NOW)

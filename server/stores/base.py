@@ -218,6 +218,18 @@ class UserStore(StoreLifecycle):
         """Every identity (app, openid) that logged in with this unionid."""
         raise NotImplementedError
 
+    async def bind_unionid(self, unionid: str, user_id: str, now: float) -> None:
+        """Record that the person with this unionid is the company's ``user_id`` (replacing
+        any such record), for identities that log in with it later (the service binds them)."""
+        raise NotImplementedError
+
+    async def unbind_unionid(self, unionid: str) -> bool:
+        """Forget that record; False when there was none."""
+        raise NotImplementedError
+
+    async def unionid_binding(self, unionid: str) -> Binding | None:
+        raise NotImplementedError
+
 
 class Store(SessionStore, UserStore):
     """A backend: both contracts over one storage (a login writes a session and its user)."""

@@ -49,6 +49,7 @@ class MemoryStore(Store):
         """``max_sessions``: the most sessions held at once (None: no limit)."""
         self._sessions: dict[str, SessionRecord] = {}
         self._users: dict[str, _User] = {}  # by user_key(app, openid)
+        self._unionid_bindings: dict[str, Binding] = {}
         self._max_sessions = max_sessions
         # A heap of (expires_at, id), one entry per expiry a session has had: the one closest
         # to expiry is found without a scan. Outdated entries are skipped when popped.
@@ -172,6 +173,15 @@ class MemoryStore(Store):
     async def identities_with_unionid(self, unionid: str) -> list[tuple[str, str]]:
         return [tuple(key.split(":", 1)) for key, user in self._users.items()
                 if user.unionid == unionid]
+
+    async def bind_unionid(self, unionid: str, user_id: str, now: float) -> None:
+        self._unionid_bindings[unionid] = Binding(user_id, now)
+
+    async def unbind_unionid(self, unionid: str) -> bool:
+        return self._unionid_bindings.pop(unionid, None) is not None
+
+    async def unionid_binding(self, unionid: str) -> Binding | None:
+        return self._unionid_bindings.get(unionid)
 
     async def list_sessions(self, now: float, app=None, openid=None, user_id=None, unionid=None,
                             limit: int = 1000) -> list[SessionRecord]:

@@ -16,6 +16,7 @@ Collections:
   fields make concurrent logins converge: the session is claimed with a compare-and-set on that
   single document, and ``recent_sealed_id`` (the raw id, AES-GCM sealed) lets later logins in
   the reuse window be handed the same id.
+- ``unionid_bindings``: ``{_id: unionid, user_id, bound_at}``: a person bound across apps.
 - ``revoked_handles``: ``{_id: handle, expires_at}``, an hour-long trace of each revoke by
   handle.
 - ``locks``: only on servers whose updates are not atomic (below).
@@ -153,6 +154,7 @@ class MongoStore(Store):
         self._sessions = db["sessions"]
         self._users = db["users"]
         self._revoked_handles = db["revoked_handles"]
+        self._unionid_bindings = db["unionid_bindings"]
         self._locks = DocumentLocks(db["locks"], timeout)
         self.needs_purge = False
         self.indexes_ready = False
@@ -504,6 +506,23 @@ class MongoStore(Store):
     async def identities_with_unionid(self, unionid: str) -> list[tuple[str, str]]:
         cursor = self._users.find({"unionid": unionid}, {"app": 1, "openid": 1})
         return [(doc["app"], doc["openid"]) async for doc in cursor]
+
+    @_guard
+    async def bind_unionid(self, unionid: str, user_id: str, now: float) -> None:
+        # One document, one replace: atomic on FerretDB too.
+        await self._unionid_bindings.replace_one(
+            {"_id": unionid}, {"user_id": user_id, "bound_at": _dt(now)}, upsert=True)
+
+    @_guard
+    async def unbind_unionid(self, unionid: str) -> bool:
+        return (await self._unionid_bindings.delete_one({"_id": unionid})).deleted_count == 1
+
+    @_guard
+    async def unionid_binding(self, unionid: str) -> Binding | None:
+        doc = await self._unionid_bindings.find_one({"_id": unionid})
+        if doc is None:
+            return None
+        return Binding(canonical_user_id(doc["user_id"]), doc["bound_at"].timestamp())
 
     @staticmethod
     def _owner_filter(app, openid, user_id, unionid) -> dict:
