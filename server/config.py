@@ -703,12 +703,22 @@ def _read_apps(data: dict, environ: Mapping[str, str]) -> dict[str, AppConfig] |
         return None
     if not isinstance(table, dict) or not table:
         raise ConfigError("apps", "expected one [apps.<name>] table per app")
-    for key in ("wechat", "login.provider"):
-        section, _, name = key.partition(".")
-        if section in data and (not name or name in (data[section] or {})):
+    login = data.get("login")
+    for key, given in (("wechat", "wechat" in data),
+                       ("login.provider", isinstance(login, dict) and "provider" in login)):
+        if given:
             raise ConfigError(key, "is the one-app shorthand and cannot be combined with "
                                    "[apps.*]; move it into an [apps.<name>] section")
-    return {name: _read_app(name, value, environ) for name, value in table.items()}
+    apps = {name: _read_app(name, value, environ) for name, value in table.items()}
+    # "shop-qq" and "Shop_QQ" would read the same MINISESSION_APPS_SHOP_QQ_* variables.
+    seen: dict[str, str] = {}
+    for name in apps:
+        other = seen.setdefault(app_env_name(name, ""), name)
+        if other != name:
+            raise ConfigError(f"apps.{name}", f"its environment variables would be those of "
+                                              f"apps.{other} ({app_env_name(name, 'SECRET')}); "
+                                              f"rename one of them")
+    return apps
 
 
 def _shorthand_app(value: Callable[[str, str], object]) -> AppConfig:

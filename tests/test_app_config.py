@@ -139,3 +139,9 @@ def test_alipay_keys_from_a_file_or_the_environment_checked_as_pem(tmp_path):
     assert private[40:80] not in message and garbled[40:80] not in message
     missing = error(with_apps({"pay": {**app, "private_key_file": str(tmp_path / "nope.pem")}}))
     assert "apps.pay.private_key_file: cannot read" in missing
+
+
+def test_app_names_that_share_environment_variables_are_refused():
+    message = error(with_apps({"shop-qq": {"platform": "dev"}, "shop_qq": {"platform": "dev"}}))
+    assert "apps.shop_qq: its environment variables would be those of apps.shop-qq" in message
+    assert "MINISESSION_APPS_SHOP_QQ_SECRET" in message
