@@ -91,7 +91,7 @@ def preload(mongodb_uri: str, database: str, count: int, sample: int,
                 raw, token = signer.new_token()
                 touched = now + SAMPLE_AHEAD if n in keep else now
                 record = SessionRecord(
-                    id=storage_key(raw), openid=f"preloaded-{n}", unionid=None,
+                    id=storage_key(raw), app="default", openid=f"preloaded-{n}", unionid=None,
                     created_at=now, touched_at=touched, expires_at=touched + idle_timeout,
                     data={})
                 # The store's own document shape, so the server reads exactly what it wrote.

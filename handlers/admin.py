@@ -12,7 +12,7 @@ import re
 
 from handlers.base import ApiHandler
 from handlers.session import describe, iso
-from server.errors import ApiError
+from handlers.errors import ApiError
 
 # A listing handle is a session's first storage key: base64url of a SHA-256.
 _HANDLE = re.compile(r"[A-Za-z0-9_-]{43}")
@@ -50,13 +50,17 @@ class AdminHandler(ApiHandler):
         if not valid:
             raise ApiError(403, "invalid_api_key", "this API key is not valid")
 
-    def owner_filter(self) -> dict:
-        """``?openid=`` and/or ``?user_id=`` from the query; at least one is required."""
-        openid = self.get_query_argument("openid", None)
-        user_id = self.get_query_argument("user_id", None)
-        if not openid and not user_id:
-            raise ApiError(400, "missing_filter", "give ?openid= or ?user_id= (or both)")
-        return {"openid": openid or None, "user_id": user_id or None}
+    def owner_filter(self, app: str | None) -> dict:
+        """``?openid=``, ``?user_id=`` and/or ``?unionid=`` from the query (at least one),
+        within ``app`` (the path's, or ``?app=``; an openid without one: the default app)."""
+        given = {name: self.get_query_argument(name, None) or None
+                 for name in ("app", "openid", "user_id", "unionid")}
+        if not (given["openid"] or given["user_id"] or given["unionid"]):
+            raise ApiError(400, "missing_filter",
+                           "give ?openid=, ?user_id= or ?unionid= (or several)")
+        if app is not None:
+            given["app"] = app
+        return given
 
 
 class IntrospectHandler(AdminHandler):
@@ -80,52 +84,98 @@ class IntrospectHandler(AdminHandler):
         record = session.record
         now = self.ctx.service.clock.now()
         self.write_json({
-            "active": True, **describe(record, now),
+            "active": True, **describe(record, now),  # with the app
             "unionid": record.unionid, "data": record.data,
             # RFC 7662 names, for OAuth client libraries.
             "sub": record.openid, "iat": int(record.created_at), "exp": int(record.expires_at),
         })
 
 
+def _check_id(name: str, value: str) -> None:
+    if not 0 < len(value) <= 128 or not value.isprintable():
+        raise ApiError(400, f"invalid_{name}", f"an {name} is 1-128 printable characters")
+
+
+def _user_id_of(body: dict):
+    if "user_id" not in body:
+        raise ApiError(400, "invalid_user_id", "send {\"user_id\": ...}")
+    return body["user_id"]
+
+
 class BindingHandler(AdminHandler):
-    """``/admin/bindings/{openid}``: ``PUT {"user_id": ...}`` binds, ``DELETE`` unbinds."""
+    """``/admin/apps/{app}/bindings/{openid}`` (``/admin/bindings/{openid}``: the default
+    app): ``PUT {"user_id": ...}`` binds the identity, ``DELETE`` unbinds, ``GET`` shows."""
 
     def prepare(self) -> None:
         super().prepare()
-        openid = self.path_args[0]
-        if not 0 < len(openid) <= 128 or not openid.isprintable():
-            raise ApiError(400, "invalid_openid", "an openid is 1-128 printable characters")
+        *app, openid = self.path_args
+        _check_id("openid", openid)
+        self.app = self.ctx.service.check_app(app[0] if app else None)
 
-    async def get(self, openid: str) -> None:
-        binding = await self.ctx.service.binding(openid)
+    async def get(self, *_) -> None:
+        openid = self.path_args[-1]
+        binding = await self.ctx.service.binding(self.app, openid)
+        view = {"app": self.app, "openid": openid}
         if binding is None:
-            self.write_json({"openid": openid, "bound": False, "user_id": None})
+            self.write_json({**view, "bound": False, "user_id": None})
             return
-        self.write_json({"openid": openid, "bound": True, "user_id": binding.user_id,
+        self.write_json({**view, "bound": True, "user_id": binding.user_id,
                          "bound_at": iso(binding.bound_at)})
 
-    async def put(self, openid: str) -> None:
-        body = self.json_object()
-        if "user_id" not in body:
-            raise ApiError(400, "invalid_user_id", "send {\"user_id\": ...}")
-        await self.ctx.service.bind(openid, body["user_id"])
-        await self.get(openid)
+    async def put(self, *_) -> None:
+        user_id = _user_id_of(self.json_object())
+        await self.ctx.service.bind(self.app, self.path_args[-1], user_id)
+        await self.get()
 
-    async def delete(self, openid: str) -> None:
-        await self.ctx.service.unbind(openid)
+    async def delete(self, *_) -> None:
+        await self.ctx.service.unbind(self.app, self.path_args[-1])
+        self.set_status(204)
+        self.finish()
+
+
+class UnionidBindingHandler(AdminHandler):
+    """``/admin/unionids/{unionid}/binding``: one person across the company's apps.
+
+    ``PUT {"user_id": ...}`` binds every identity with this unionid, in every app (those that
+    logged in with it, and those that will); ``GET`` shows it; ``DELETE`` undoes it.
+    """
+
+    def prepare(self) -> None:
+        super().prepare()
+        _check_id("unionid", self.path_args[0])
+
+    async def get(self, unionid: str) -> None:
+        binding = await self.ctx.service.unionid_binding(unionid)
+        if binding is None:
+            self.write_json({"unionid": unionid, "bound": False, "user_id": None})
+            return
+        self.write_json({"unionid": unionid, "bound": True, "user_id": binding.user_id,
+                         "bound_at": iso(binding.bound_at)})
+
+    async def put(self, unionid: str) -> None:
+        user_id = _user_id_of(self.json_object())
+        user_id, identities = await self.ctx.service.bind_unionid(unionid, user_id)
+        self.write_json({"unionid": unionid, "bound": True, "user_id": user_id, "identities": [
+            {"app": app, "openid": openid} for app, openid in identities]})
+
+    async def delete(self, unionid: str) -> None:
+        await self.ctx.service.unbind_unionid(unionid)
         self.set_status(204)
         self.finish()
 
 
 class SessionsHandler(AdminHandler):
-    """``/admin/sessions?openid=...`` or ``?user_id=...``: ``GET`` lists the live sessions
-    (never their ids), ``DELETE`` ends them all."""
+    """``/admin/apps/{app}/sessions?openid=...`` (or ``/admin/sessions?app=&openid=``), or
+    ``?user_id=...`` or ``?unionid=...``: ``GET`` lists the live sessions (never their ids),
+    ``DELETE`` ends them all."""
 
-    async def get(self) -> None:
-        records = await self.ctx.service.sessions_of(**self.owner_filter())
+    async def get(self, app: str | None = None) -> None:
+        records = await self.ctx.service.sessions_of(**self.owner_filter(app))
         self.write_json({"sessions": [{
             "handle": record.handle,
+            "app": record.app,
             "openid": record.openid,
+            "unionid": record.unionid,
             "user_id": record.user_id,
             "created_at": iso(record.created_at),
             # Last use, to within session.touch_after (uses inside it are not written).
@@ -135,8 +185,8 @@ class SessionsHandler(AdminHandler):
             "user_agent": record.user_agent,
         } for record in records]})
 
-    async def delete(self) -> None:
-        revoked = await self.ctx.service.revoke_all(**self.owner_filter())
+    async def delete(self, app: str | None = None) -> None:
+        revoked = await self.ctx.service.revoke_all(**self.owner_filter(app))
         self.write_json({"revoked": revoked})
 
 

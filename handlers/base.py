@@ -16,7 +16,8 @@ from urllib.parse import parse_qs
 import tornado.web
 
 from server.cookies import cookie_values, header_values, session_cookie
-from server.errors import ApiError
+from handlers.errors import ApiError, api_error
+from server.errors import DomainError
 from server.http import tornado_compat
 from server.platforms import ProviderError
 
@@ -24,18 +25,6 @@ log = logging.getLogger("minisession.http")
 
 # Standard Tornado errors (raised before our code runs) keep a stable machine code.
 _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
-# What a client sees when its platform did not log it in: ProviderError.code -> (status, the
-# Retry-After to send when the platform named no wait).
-_PROVIDER_STATUS = {
-    "code_invalid": (400, None),
-    "user_blocked": (403, None),
-    "platform_rate_limited": (429, 60),
-    "platform_busy": (503, 1),
-    "platform_unavailable": (502, None),
-    "platform_timeout": (504, None),
-    "platform_misconfigured": (502, None),
-    "platform_error": (502, None),
-}
 # Tornado's own rule: a Content-Length is digits only; identical repeats ("5, 5") are tolerated.
 _CONTENT_LENGTH = re.compile(r"[0-9]+(?:,\s*[0-9]+)*")
 
@@ -46,13 +35,6 @@ _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 def _reject_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
-
-
-def _provider_error(error: ProviderError) -> ApiError:
-    status, default_wait = _PROVIDER_STATUS[error.code]
-    wait = error.retry_after or default_wait
-    return ApiError(status, error.code, error.message,
-                    {"Retry-After": str(wait)} if wait else None)
 
 
 def _bad_framing(message: str) -> ApiError:
@@ -71,6 +53,8 @@ class ApiHandler(tornado.web.RequestHandler):
 
     # Set when the whole body has been read; until then an answer ends the connection.
     _body_read = False
+    #: The app this request turned out to be for, logged with it (never the openid).
+    log_app: str | None = None
 
     @property
     def ctx(self):
@@ -178,10 +162,13 @@ class ApiHandler(tornado.web.RequestHandler):
     # -- output of errors ------------------------------------------------------------------
 
     def send_error(self, status_code: int = 500, **kwargs) -> None:
+        # Tornado answers 500 to any exception but its own HTTPError: a domain error gets the
+        # status handlers/errors.py gives it.
         exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, ProviderError):
-            error = _provider_error(exc)
-            kwargs["exc_info"], status_code = (ApiError, error, None), error.status
+        if isinstance(exc, DomainError):
+            error = api_error(exc)
+            kwargs["exc_info"] = (type(error), error, None)
+            status_code = error.status
         super().send_error(status_code, **kwargs)
 
     def write_error(self, status_code: int, **kwargs) -> None:
@@ -217,16 +204,15 @@ class ApiHandler(tornado.web.RequestHandler):
         return f"{self.request.method} {self.request.path} ({self.request.remote_ip})"
 
     def log_exception(self, typ, value, tb) -> None:
-        if isinstance(value, ProviderError):
-            if value.code == "platform_misconfigured":
-                # Only the operator can fix this: name the app (never its credentials).
-                log.warning("%s %s: the platform refused app %r's credentials; check its "
-                            "appid, secret and keys", self.request.method, self.request.path,
-                            value.app)
-                return
-            value = _provider_error(value)
-        if isinstance(value, ApiError):
+        if isinstance(value, ProviderError) and value.code == "platform_misconfigured":
+            # Only the operator can fix this: name the app (never its credentials).
+            log.warning("%s %s: the platform refused app %r's credentials; check its "
+                        "appid, secret and keys", self.request.method, self.request.path,
+                        value.app)
+            return
+        if isinstance(value, DomainError):
             # Client errors are answers, not incidents; 5xx ones are logged (no traceback).
+            value = api_error(value)
             if value.status >= 500:
                 log.warning("%s %s -> %d %s", self.request.method, self.request.path,
                             value.status, value.code)
@@ -284,7 +270,7 @@ class ApiHandler(tornado.web.RequestHandler):
                 + cookie_values(headers.get_list("Cookie"), session.cookie_name))
 
     async def current_session(self):
-        """The live session of this request, or a 401 ApiError.
+        """The live session of this request; raises NotAuthenticated (401) if none.
 
         When this request slid the session's expiry, the answer carries the cookie again with
         the new lifetime: clients with a cookie jar (browsers, weapp-cookie) drop a cookie when
@@ -292,6 +278,7 @@ class ApiHandler(tornado.web.RequestHandler):
         answer drops it again (``write_error``).
         """
         session = await self.ctx.service.authenticate(self.session_candidates())
+        self.log_app = session.app  # for the access log (server/app.py)
         if session.slid:
             self.set_session_cookie(session.token, self.seconds_left(session))
         return session

@@ -19,34 +19,33 @@ a redirect to a login page or a bare 403::
 import tornado.web
 
 from handlers.base import ApiHandler
-from server.errors import ApiError
+from handlers.errors import api_error
+from server.errors import NoSession, NotAuthenticated
 
 
 class SessionRequestHandler(ApiHandler):
     """``self.current_user`` is the caller's session, or None when it has none."""
 
-    _session_error: ApiError | None = None
+    _session_error: NotAuthenticated | None = None
 
     async def prepare(self) -> None:
         super().prepare()
         try:
             self.current_user = await self.current_session()
-        except ApiError as exc:
-            if exc.status != 401:
-                raise  # a store outage is a 503, not "logged out"
+        except NotAuthenticated as exc:  # a store outage (503) is not "logged out"
             self._session_error = exc
             self.current_user = None
 
     def get_login_url(self) -> str:
         # @authenticated asks for a login page on GET: a mini-program needs the 401 instead.
-        raise self._session_error or ApiError(401, "no_session", "log in first")
+        raise self._session_error or NoSession("log in first")
 
     def send_error(self, status_code: int = 500, **kwargs) -> None:
         # @authenticated refuses other methods with a bare 403: answer the 401 it stands for.
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if (status_code == 403 and type(exc) is tornado.web.HTTPError
                 and self.current_user is None and self._session_error is not None):
-            error = self._session_error
+            error = api_error(self._session_error)
             kwargs["exc_info"] = (type(error), error, None)
             status_code = error.status
         super().send_error(status_code, **kwargs)

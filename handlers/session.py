@@ -18,6 +18,7 @@ def iso(seconds: float) -> str:
 def describe(record, now: float) -> dict:
     """The public view of a session: never its session_key."""
     view = {
+        "app": record.app,
         "openid": record.openid,
         "created_at": iso(record.created_at),
         "expires_at": iso(record.expires_at),
@@ -25,7 +26,7 @@ def describe(record, now: float) -> dict:
     }
     if record.unionid:
         view["unionid"] = record.unionid
-    # The app's own account bound to this openid (PUT /admin/bindings/{openid}), if any.
+    # The company's own account bound to this identity (PUT /admin/apps/{app}/bindings/{openid}).
     view["bound"] = record.user_id is not None
     view["user_id"] = record.user_id
     return view
@@ -41,25 +42,26 @@ def send_session(handler: ApiHandler, session, **extra) -> None:
 
 
 class LoginHandler(ApiHandler):
-    """``POST /login`` (or ``GET /login?code=``): exchange a wx.login() code for a session."""
+    """``POST /login/{app}`` (or ``GET /login/{app}?code=``): exchange a login code of that
+    app's platform for a session. ``/login`` logs in to the only (or the default) app."""
 
-    async def post(self) -> None:
+    async def post(self, app: str | None = None) -> None:
         code = self.get_query_argument("code", None)
         if code is None:
             code = self.body_field("code")
-        await self._login(code)
+        await self._login(app, code)
 
-    async def get(self) -> None:
-        await self._login(self.get_query_argument("code", None))
+    async def get(self, app: str | None = None) -> None:
+        await self._login(app, self.get_query_argument("code", None))
 
-    async def _login(self, code) -> None:
-        # Before anything else: a flood must not reach WeChat (its quota) nor the store.
+    async def _login(self, app, code) -> None:
+        # Before anything else: a flood must not reach the platform (its quota) nor the store.
         self.ctx.login_limits.check(self.client_address())
         session, reused = await self.ctx.service.login(
-            code, client_ip=self.client_address(),
+            app, code, client_ip=self.client_address(),
             user_agent=self.request.headers.get("User-Agent"))
-        # One app today; the label stays when logins name their app.
-        metrics.count_login(self.ctx.provider.credentials.name, reused)
+        self.log_app = session.app
+        metrics.count_login(session.app, reused)
         send_session(self, session, reused=reused)
 
     def client_address(self) -> str:

@@ -13,6 +13,7 @@ from handlers.admin import (
     IntrospectHandler,
     SessionByHandleHandler,
     SessionsHandler,
+    UnionidBindingHandler,
 )
 from handlers.base import NotFoundHandler
 from handlers.health import HealthHandler, ReadyHandler
@@ -24,7 +25,7 @@ from handlers.session import (
 )
 from server import metrics, platforms
 from server.clock import SystemClock
-from server.config import Config
+from server.config import AppConfig, Config
 from server.errors import StoreUnavailable
 from server.http import log_redaction, tornado_compat
 from server.http.client_address import parse_networks
@@ -34,7 +35,7 @@ from server.platforms import AppCredentials, LoginProvider
 from server.ratelimit import LoginRateLimits
 from server.sealing import Sealer
 from server.sessions import SessionPolicy, SessionService
-from server.stores.base import SessionStore
+from server.stores.base import Store
 
 log = logging.getLogger("minisession")
 access_log = logging.getLogger("minisession.access")
@@ -43,13 +44,20 @@ access_log = logging.getLogger("minisession.access")
 # the FerretDB checks then follow within seconds of MongoDB appearing, probed or not.
 REOPEN_INTERVAL = 1.0
 
+# App names: see server.config.APP_NAME (a wider pattern here, so that a bad name is a clear
+# 404 unknown_app rather than the bare not_found of an unknown path).
 ROUTES = [
     (r"/login", LoginHandler),
+    (r"/login/([^/]+)", LoginHandler),
     (r"/session", SessionHandler),
     (r"/session/data", SessionDataHandler),
     (r"/session/rotate", RotateHandler),
     # For the app's backend (admin.enabled, API key required).
     (r"/introspect", IntrospectHandler),
+    (r"/admin/apps/([^/]+)/bindings/([^/]+)", BindingHandler),
+    (r"/admin/apps/([^/]+)/sessions", SessionsHandler),
+    (r"/admin/unionids/([^/]+)/binding", UnionidBindingHandler),
+    # The paths of the single-app versions: the default app.
     (r"/admin/bindings/([^/]+)", BindingHandler),
     (r"/admin/sessions", SessionsHandler),
     (r"/admin/sessions/([^/]+)", SessionByHandleHandler),
@@ -58,28 +66,34 @@ ROUTES = [
 ]
 
 
-def make_store(config: Config) -> SessionStore:
+def make_store(config: Config) -> Store:
     return InstrumentedStore(_make_store(config))  # each call timed and counted
 
 
-def _make_store(config: Config) -> SessionStore:
+def _make_store(config: Config) -> Store:
     if config.store.backend == "mongodb":
         # Imported here so that the memory backend never loads the MongoDB driver.
-        from server.stores.mongodb import MongoStore
+        from server.stores.mongodb import MongoStore, mongodb_client
 
-        return MongoStore(config.store.mongodb_uri, config.store.database, config.store.timeout,
-                          config.store.read_batching)
+        store = config.store
+        return MongoStore(mongodb_client(store.mongodb_uri, store.timeout), store.database,
+                          store.timeout, store.read_batching)
     from server.stores.memory import MemoryStore
 
     return MemoryStore(max_sessions=config.store.max_sessions)
 
 
-def make_provider(config: Config) -> LoginProvider:
-    """The one app of today's ``[login] provider`` + ``[wechat]`` configuration."""
-    wechat = config.wechat
-    return InstrumentedProvider(platforms.make_provider(AppCredentials(
-        name="default", platform=config.login.provider, appid=wechat.appid or "",
-        secret=wechat.secret or "", api_base=wechat.api_base, timeout=wechat.timeout)))
+def make_providers(config: Config) -> dict[str, LoginProvider]:
+    """Each app's login provider, by app name: the one place providers are built."""
+    return {name: _make_provider(app) for name, app in config.apps.items()}
+
+
+def _make_provider(app: AppConfig) -> LoginProvider:
+    credentials = AppCredentials(
+        name=app.name, platform=app.platform, appid=app.appid or "", secret=app.secret or "",
+        api_base=app.api_base or "", timeout=app.timeout, private_key_pem=app.private_key_pem,
+        platform_public_key_pem=app.platform_public_key_pem)
+    return InstrumentedProvider(platforms.make_provider(credentials))  # calls timed, counted
 
 
 def log_request(handler: tornado.web.RequestHandler) -> None:
@@ -93,12 +107,17 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
     status = handler.get_status()
     level = logging.INFO if status < 500 else logging.WARNING
     route, duration_ms = _route_of(handler), round(1000.0 * request.request_time(), 1)
+    # The app the request was for, once known to be one we serve (a configured name, never
+    # what a client typed); never the openid.
+    app = getattr(handler, "log_app", None)
     # The same facts as fields, for [log] format = "json" (server/log_format.py keeps only the
-    # fields it lists). Once requests belong to an app, add "app": its name (never a user's).
+    # fields it lists).
     fields = {"method": request.method, "path": route, "status": status,
               "duration_ms": duration_ms}
-    access_log.log(level, "%d %s %s %.1fms", status, request.method, route, duration_ms,
-                   extra=fields)
+    if app:
+        fields["app"] = app
+    access_log.log(level, "%d %s %s %.1fms%s", status, request.method, route, duration_ms,
+                   f" app={app}" if app else "", extra=fields)
     metrics.observe_request(request.method, route, status, request.request_time())
 
 
@@ -118,8 +137,8 @@ _ROUTE_TEMPLATES = {handler: re.sub(r"\([^)]*\)", "{}", pattern)
 class Minisession:
     """One server instance. ``start()`` before serving, ``stop()`` after."""
 
-    def __init__(self, config: Config, *, clock=None, store: SessionStore | None = None,
-                 provider: LoginProvider | None = None, extra_routes=()):
+    def __init__(self, config: Config, *, clock=None, store: Store | None = None,
+                 providers: dict[str, LoginProvider] | None = None, extra_routes=()):
         """``extra_routes``: your own ``(pattern, handler)`` pairs, served beside ours; see
         :class:`handlers.extend.SessionRequestHandler`."""
         # Here, not in the command: a server embedded in another program needs these as much.
@@ -128,15 +147,17 @@ class Minisession:
         self.config = config
         self.clock = clock or SystemClock()
         self.store = store or make_store(config)
-        self.provider = provider or make_provider(config)
+        self.providers = providers or make_providers(config)
         s = config.session
         policy = SessionPolicy(
             idle_timeout=s.idle_timeout, max_lifetime=s.max_lifetime, touch_after=s.touch_after,
             login_reuse_window=s.login_reuse_window, data_max_bytes=s.data_max_bytes,
             data_max_values=s.data_max_values,
         )
-        self.service = SessionService(self.store, SessionIdSigner(s.secrets), self.provider,
-                                      self.clock, policy, Sealer(config.store.encryption_keys))
+        self.service = SessionService(self.store, self.store, SessionIdSigner(s.secrets),
+                                      self.providers,
+                                      self.clock, policy, Sealer(config.store.encryption_keys),
+                                      default_app=config.login.default_app)
         self.login_limits = LoginRateLimits(config.login.rate_per_address,
                                             config.login.rate_overall, self.clock,
                                             config.login.rate_ipv4_prefix,
@@ -208,5 +229,6 @@ class Minisession:
             self._opener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._opener
-        await self.provider.close()
+        for provider in self.providers.values():
+            await provider.close()
         await self.store.close()

@@ -1,5 +1,6 @@
 """The ``minisession`` command: ``serve`` the session server, ``check-config``, ``keygen`` (fresh
-secrets for the config), or run the ``fake-platforms`` dev tool."""
+secrets for the config), ``migrate`` (once, after upgrading to apps), or run the
+``fake-platforms`` dev tool."""
 
 import argparse
 import asyncio
@@ -30,8 +31,9 @@ async def _serve(config, sockets, max_connections: int, metrics_sockets=()) -> i
     http, tracker = make_http_server(server_app.application, config, max_connections)
     http.add_sockets(sockets)
     port = sockets[0].getsockname()[1]
-    log.info("minisession listening on http://%s:%d (store: %s, login: %s, pid %d)",
-             config.server.host, port, config.store.backend, config.login.provider, os.getpid())
+    apps = ", ".join(f"{name} ({app.platform})" for name, app in config.apps.items())
+    log.info("minisession listening on http://%s:%d (store: %s, apps: %s, pid %d)",
+             config.server.host, port, config.store.backend, apps, os.getpid())
     metrics_http = _serve_metrics(metrics_sockets)
 
     stopping, hurry = asyncio.Event(), asyncio.Event()
@@ -171,6 +173,47 @@ def _check_command(args) -> int:
     return 0
 
 
+def _migrate_command(args) -> int:
+    """Give the records of the version before apps to one app (see MongoStore.migrate_legacy)."""
+    config = _load_config(args.config)
+    if config is None:
+        return 2
+    app = args.app or config.login.default_app or (
+        next(iter(config.apps)) if len(config.apps) == 1 else None)
+    if app is None:
+        print("minisession: several apps are configured and none is login.default_app: name "
+              "the app the existing records belong to with --app", file=sys.stderr)
+        return 2
+    if app not in config.apps:
+        print(f"minisession: unknown app {app!r}; apps: {', '.join(config.apps)}",
+              file=sys.stderr)
+        return 2
+    if config.store.backend != "mongodb":
+        print("nothing to migrate: store.backend = 'memory' keeps nothing across restarts")
+        return 0
+    return asyncio.run(_migrate(config, app))
+
+
+async def _migrate(config, app: str) -> int:
+    from server.errors import StoreUnavailable
+    from server.sealing import Sealer
+    from server.sessions import legacy_resealer
+    from server.app import make_store
+
+    store = make_store(config)
+    try:
+        users, sessions = await store.migrate_legacy(
+            app, legacy_resealer(Sealer(config.store.encryption_keys), app))
+    except StoreUnavailable:
+        print("minisession: the session store did not answer; nothing or part was migrated, "
+              "run the command again", file=sys.stderr)
+        return 1
+    finally:
+        await store.close()
+    print(f"migrated {users} user(s) and {sessions} session(s) of app {app!r}")
+    return 0
+
+
 def _keygen_command(args) -> int:
     from server.keygen import keygen_text
 
@@ -192,6 +235,12 @@ def main(argv: list[str] | None = None) -> int:
     check = commands.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("--config", required=True, help="path to the TOML config file")
     check.set_defaults(run=_check_command)
+    migrate = commands.add_parser("migrate", help="once, after upgrading to apps: give the "
+                                                  "existing records to one app")
+    migrate.add_argument("--config", required=True, help="path to the TOML config file")
+    migrate.add_argument("--app", help="the app the existing records belong to (default: "
+                                       "the only app, or login.default_app)")
+    migrate.set_defaults(run=_migrate_command)
     keygen = commands.add_parser("keygen", help="print fresh session.secrets, "
                                                 "store.encryption_keys and admin.api_keys")
     keygen.set_defaults(run=_keygen_command)

@@ -1,14 +1,18 @@
 """The one configuration file: load it, validate it, and refuse to start on anything unsafe.
 
 The file is TOML with the sections ``[server]``, ``[session]``, ``[store]``, ``[login]``,
-``[wechat]`` and ``[log]``; ``config/example.toml`` documents every key. Every problem is a
+``[apps.<name>]`` (one per mini-program), ``[log]`` and ``[admin]``; ``config/example.toml``
+documents every key. ``[login] provider`` + ``[wechat]`` without any ``[apps.*]`` is the
+one-app shorthand of earlier versions: it configures one app named ``default``. Every problem is a
 :class:`ConfigError` whose message names the offending key, so an administrator can fix the
 file without reading this code.
 
 Secrets may also come from the environment, which wins over the file:
 
 - ``MINISESSION_SESSION_SECRETS``: comma-separated signing secrets (first one signs, all verify);
-- ``MINISESSION_WECHAT_SECRET``: the mini-program's AppSecret;
+- ``MINISESSION_WECHAT_SECRET``: the mini-program's AppSecret (one-app shorthand);
+- ``MINISESSION_APPS_<NAME>_SECRET``, ``..._PRIVATE_KEY``, ``..._ALIPAY_PUBLIC_KEY``: an app's
+  secret and (Alipay) PEM keys; ``<NAME>`` is the app's name in upper case, ``-`` as ``_``;
 - ``MINISESSION_STORE_MONGODB_URI``: the MongoDB connection string (it may hold a password);
 - ``MINISESSION_STORE_ENCRYPTION_KEYS``: comma-separated AES-256 keys (base64) for secrets at
   rest (first one encrypts, all decrypt);
@@ -128,9 +132,44 @@ class StoreConfig:
     max_sessions: int = 10000
 
 
+#: Every platform an app may be on, and the API base URL it uses unless ``api_base`` is set.
+PLATFORM_API_BASES = {
+    "wechat": "https://api.weixin.qq.com",
+    "qq": "https://api.q.qq.com",
+    "douyin": "https://developer.toutiao.com",
+    "baidu": "https://spapi.baidu.com",
+    "kuaishou": "https://open.kuaishou.com",
+    "alipay": "https://openapi.alipay.com",
+    "dev": None,
+}
+#: The name of the one app that the shorthand (``[login] provider`` + ``[wechat]``) configures;
+#: also the app of records written before apps existed (``minisession migrate``).
+SHORTHAND_APP = "default"
+#: App names appear in URLs, record keys ("<app>:<openid>") and environment variable names.
+APP_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """One mini-program: ``[apps.<name>]``. The fields are those of the platform providers'
+    ``AppCredentials`` (server/platforms/base.py)."""
+
+    name: str
+    platform: str
+    appid: str | None = None
+    secret: str | None = field(default=None, repr=False)
+    api_base: str | None = None
+    timeout: float = 5.0
+    #: Alipay: the app's RSA private key and Alipay's public key, PEM text.
+    private_key_pem: str | None = field(default=None, repr=False)
+    platform_public_key_pem: str | None = field(default=None, repr=False)
+
+
 @dataclass(frozen=True)
 class LoginConfig:
     provider: str = "wechat"
+    #: The app that ``POST /login`` (no app in the path) logs in to when there are several.
+    default_app: str | None = None
     #: Logins per minute allowed from one client address, and in all (per process); 0 = no limit.
     rate_per_address: int = 30
     rate_overall: int = 3000
@@ -173,6 +212,8 @@ class Config:
     log: LogConfig
     admin: AdminConfig = AdminConfig()
     notices: tuple[str, ...] = ()  # non-fatal warnings to log at start-up
+    #: The mini-programs served, by name (at least one).
+    apps: Mapping[str, AppConfig] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- value checkers
@@ -431,6 +472,7 @@ _SCHEMA: dict[str, tuple[type, dict[str, Checker]]] = {
     }),
     "login": (LoginConfig, {
         "provider": _choice("wechat", "dev"),
+        "default_app": _string(optional=True),
         "rate_per_address": _non_negative_int,
         "rate_overall": _non_negative_int,
         "rate_ipv4_prefix": _prefix_length(32),
@@ -529,21 +571,6 @@ def _check_risky_settings(value: Callable[[str, str], object], deployed: bool, w
     """
     host_is_public = not _is_loopback(value("server", "host"))
 
-    # The AppSecret and every login code go in the query string of code2Session: over plain
-    # http they cross the network in clear, wherever this server listens. Only a fake WeChat
-    # (or an egress proxy) on this machine may be spoken to without TLS.
-    api_base = value("wechat", "api_base")
-    if value("login", "provider") == "wechat" and api_base.startswith("http://"):
-        if not _is_loopback(urlsplit(api_base).hostname or ""):
-            raise ConfigError("wechat.api_base",
-                              "plain http:// to another machine would send the AppSecret and "
-                              "login codes in clear; use https:// (http:// is accepted only "
-                              "for a fake WeChat on this machine)")
-        if host_is_public:
-            notices.append("wechat.api_base: plain http:// to this machine while server.host "
-                           "is public; fine for a local egress proxy, but the fake WeChat "
-                           "(minisession fake-platforms) lets anyone log in as anyone")
-
     # A /0 "proxy" makes every client a trusted proxy: anyone names their own address in
     # X-Forwarded-For and escapes the per-address login limit.
     for entry in value("server", "trusted_proxies"):
@@ -583,9 +610,160 @@ def _check_risky_settings(value: Callable[[str, str], object], deployed: bool, w
                        "when clients reach you over HTTPS")
 
 
+def _check_api_base(app: AppConfig, key: str, host_is_public: bool, notices: list[str]) -> None:
+    """Refuse an app's plain-http API base on another machine."""
+    # The AppSecret and every login code go in the query string of code2Session: over plain
+    # http they cross the network in clear, wherever this server listens. Only a fake platform
+    # (or an egress proxy) on this machine may be spoken to without TLS.
+    api_base = app.api_base
+    if app.platform == "dev" or not api_base.startswith("http://"):
+        return
+    if not _is_loopback(urlsplit(api_base).hostname or ""):
+        raise ConfigError(key, "plain http:// to another machine would send the AppSecret and "
+                               "login codes in clear; use https:// (http:// is accepted only "
+                               "for a fake platform on this machine)")
+    if host_is_public:
+        notices.append(f"{key}: plain http:// to this machine while server.host is public; "
+                       f"fine for a local egress proxy, but the fake platform server "
+                       f"(minisession fake-wechat) lets anyone log in as anyone")
+
+
 def _env_list(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
     raw = environ.get(name, "")
     return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+# ------------------------------------------------------------------------------------ apps
+
+_APP_KEYS: dict[str, Checker] = {
+    "platform": _choice(*PLATFORM_API_BASES),
+    "appid": _string(optional=True),
+    "secret": _string(secret=True, optional=True),
+    "api_base": _api_base,
+    "timeout": _timeout,
+    "private_key": _string(secret=True, optional=True),
+    "private_key_file": _string(optional=True),
+    "alipay_public_key": _string(secret=True, optional=True),
+    "alipay_public_key_file": _string(optional=True),
+}
+
+
+def app_env_name(app: str, what: str) -> str:
+    """The environment variable of one of an app's secrets: MINISESSION_APPS_SHOP_SECRET."""
+    return f"MINISESSION_APPS_{app.upper().replace('-', '_')}_{what}"
+
+
+def _pem(app: str, values: dict, key: str, environ: Mapping[str, str], private: bool) -> str:
+    """An app's PEM key from the environment, the file or the config, checked as PEM.
+
+    Messages name the key and where it came from, never its content."""
+    # Imported here: only Alipay apps need it (cryptography is a dependency anyway: sealing).
+    from cryptography.hazmat.primitives import serialization
+
+    dotted, env = f"apps.{app}.{key}", app_env_name(app, key.upper())
+    if text := environ.get(env, ""):
+        origin = env
+    elif path := values.get(f"{key}_file"):
+        origin = f"{dotted}_file"
+        try:
+            with open(path, encoding="utf-8") as fp:
+                text = fp.read()
+        except (OSError, UnicodeDecodeError) as err:
+            reason = getattr(err, "strerror", None) or type(err).__name__
+            raise ConfigError(origin, f"cannot read {path!r}: {reason}") from None
+    elif text := values.get(key):
+        origin = dotted
+    else:
+        raise ConfigError(dotted, f"required for platform 'alipay'; set {key}_file, {key} "
+                                  f"(PEM text) or {env}")
+    try:
+        if private:
+            serialization.load_pem_private_key(text.encode("utf-8"), password=None)
+        else:
+            serialization.load_pem_public_key(text.encode("utf-8"))
+    except (ValueError, TypeError, UnicodeEncodeError):
+        kind = "an unencrypted PEM private key" if private else "a PEM public key"
+        raise ConfigError(origin, f"is not {kind} (-----BEGIN ...-----)") from None
+    return text
+
+
+def _read_app(name: str, table: object, environ: Mapping[str, str]) -> AppConfig:
+    if not APP_NAME.fullmatch(name):
+        raise ConfigError(f"apps.{name}"[:80], "an app name is 1-32 letters, digits, '-' or "
+                                               "'_' (it appears in URLs and stored records)")
+    if not isinstance(table, dict):
+        raise ConfigError(f"apps.{name}", f"expected a table ([apps.{name}]), {_got(table)}")
+    values = {}
+    for key, raw in table.items():
+        if key not in _APP_KEYS:
+            raise ConfigError(f"apps.{name}.{key}",
+                              f"unknown key; {_suggest(key, list(_APP_KEYS))}")
+        values[key] = _APP_KEYS[key](f"apps.{name}.{key}", raw)
+    if "platform" not in values:
+        raise ConfigError(f"apps.{name}.platform",
+                          "required: one of " + ", ".join(repr(p) for p in PLATFORM_API_BASES))
+    platform = values["platform"]
+    if env := environ.get(app_env_name(name, "SECRET"), ""):
+        values["secret"] = env
+    app = {"name": name, "platform": platform, "appid": values.get("appid"),
+           "secret": values.get("secret"),
+           "api_base": values.get("api_base", PLATFORM_API_BASES[platform]),
+           "timeout": values.get("timeout", 5.0)}
+    if platform == "dev":
+        return AppConfig(**app)
+    if not app["appid"]:
+        raise ConfigError(f"apps.{name}.appid", f"required for platform {platform!r}")
+    if platform == "alipay":
+        # Alipay signs with keys, not a shared secret.
+        app["private_key_pem"] = _pem(name, values, "private_key", environ, private=True)
+        app["platform_public_key_pem"] = _pem(name, values, "alipay_public_key", environ,
+                                              private=False)
+    elif not app["secret"]:
+        raise ConfigError(f"apps.{name}.secret",
+                          f"required for platform {platform!r}; set it in the file or in "
+                          f"{app_env_name(name, 'SECRET')}")
+    return AppConfig(**app)
+
+
+def _read_apps(data: dict, environ: Mapping[str, str]) -> dict[str, AppConfig] | None:
+    """The ``[apps.*]`` sections, or None when there are none (the one-app shorthand)."""
+    table = data.get("apps")
+    if table is None:
+        return None
+    if not isinstance(table, dict) or not table:
+        raise ConfigError("apps", "expected one [apps.<name>] table per app")
+    login = data.get("login")
+    for key, given in (("wechat", "wechat" in data),
+                       ("login.provider", isinstance(login, dict) and "provider" in login)):
+        if given:
+            raise ConfigError(key, "is the one-app shorthand and cannot be combined with "
+                                   "[apps.*]; move it into an [apps.<name>] section")
+    apps = {name: _read_app(name, value, environ) for name, value in table.items()}
+    # "shop-qq" and "Shop_QQ" would read the same MINISESSION_APPS_SHOP_QQ_* variables.
+    seen: dict[str, str] = {}
+    for name in apps:
+        other = seen.setdefault(app_env_name(name, ""), name)
+        if other != name:
+            raise ConfigError(f"apps.{name}", f"its environment variables would be those of "
+                                              f"apps.{other} ({app_env_name(name, 'SECRET')}); "
+                                              f"rename one of them")
+    return apps
+
+
+def _shorthand_app(value: Callable[[str, str], object]) -> AppConfig:
+    """The one app that ``[login] provider`` + ``[wechat]`` describe."""
+    if value("login", "provider") == "dev":
+        return AppConfig(name=SHORTHAND_APP, platform="dev")
+    return AppConfig(name=SHORTHAND_APP, platform="wechat", appid=value("wechat", "appid"),
+                     secret=value("wechat", "secret"), api_base=value("wechat", "api_base"),
+                     timeout=value("wechat", "timeout"))
+
+
+def _app_key(apps_given: bool, app: AppConfig, key: str) -> str:
+    """The dotted key to blame for an app's setting: the shorthand's or the app's own."""
+    if apps_given:
+        return f"apps.{app.name}.{key}"
+    return {"platform": "login.provider"}.get(key, f"wechat.{key}")
 
 
 # ------------------------------------------------------------------------------ public API
@@ -624,8 +802,9 @@ def parse_config(data: dict, environ: Mapping[str, str] = os.environ,
 def _build(data: dict, environ: Mapping[str, str]) -> Config:
     if not isinstance(data, dict):
         raise ConfigError(None, f"expected a table of sections, {_got(data)}")
+    apps = _read_apps(data, environ)
     for name in data:
-        if name not in _SCHEMA:
+        if name not in _SCHEMA and name != "apps":
             home = _home_of(name)
             hint = (f"did you mean {home}.{name}? (keys go under a [{home}] header)" if home
                     else _suggest(name, list(_SCHEMA)))
@@ -672,13 +851,19 @@ def _build(data: dict, environ: Mapping[str, str]) -> Config:
         raise ConfigError("store.mongodb_uri",
                           f"required when store.backend = 'mongodb'; set it in the file "
                           f"or in {ENV_STORE_MONGODB_URI}")
-    if value("login", "provider") == "wechat":
+    if apps is None and value("login", "provider") == "wechat":
         if not value("wechat", "appid"):
             raise ConfigError("wechat.appid", "required when login.provider = 'wechat'")
         if not value("wechat", "secret"):
             raise ConfigError("wechat.secret",
                               f"required when login.provider = 'wechat'; set it in the file "
                               f"or in {ENV_WECHAT_SECRET}")
+    apps_given = apps is not None
+    if apps is None:
+        apps = {SHORTHAND_APP: _shorthand_app(value)}
+    default_app = value("login", "default_app")
+    if default_app is not None and default_app not in apps:
+        raise ConfigError("login.default_app", f"names no app; apps: {', '.join(apps)}")
 
     # Safety: refuse what would be insecure once reachable from other machines.
     host = value("server", "host")
@@ -690,12 +875,16 @@ def _build(data: dict, environ: Mapping[str, str]) -> Config:
     if not exposed and shared:
         where = ("store.backend = 'mongodb' is shared by every instance and outlives each "
                  "process (a random value per process would not be)")
-    if value("login", "provider") == "dev":
+    for app in apps.values():
+        if app.platform != "dev":
+            continue
         if exposed:
-            raise ConfigError("login.provider",
+            raise ConfigError(_app_key(apps_given, app, "platform"),
                               f"'dev' lets anyone log in as anyone and is refused because "
                               f"{where}; use 'wechat' or bind to 127.0.0.1")
-        notices.append(NOTICE_DEV_PROVIDER)
+        notices.append(NOTICE_DEV_PROVIDER if not apps_given else
+                       f"apps.{app.name}.platform = 'dev': anyone can log in to this app as "
+                       f"any openid; for development only")
     if value("store", "backend") == "memory" and exposed:
         raise ConfigError("store.backend",
                           f"'memory' keeps sessions in this one process, lost on restart, and is "
@@ -730,6 +919,8 @@ def _build(data: dict, environ: Mapping[str, str]) -> Config:
         given["store"]["encryption_keys"] = (new_key(),)
 
     _check_risky_settings(value, exposed or shared, where, notices)
+    for app in apps.values():
+        _check_api_base(app, _app_key(apps_given, app, "api_base"), exposed, notices)
 
     if value("admin", "enabled"):
         api_keys = value("admin", "api_keys")
@@ -770,4 +961,5 @@ def _build(data: dict, environ: Mapping[str, str]) -> Config:
         log=LogConfig(**given["log"]),
         admin=AdminConfig(**given["admin"]),
         notices=tuple(notices),
+        apps=apps,
     )

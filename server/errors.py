@@ -1,34 +1,112 @@
-"""The one error type that reaches clients.
+"""What can go wrong, in the domain's words: no HTTP, no Tornado.
 
-Every failure a client can see is an :class:`ApiError`; the base handler renders it as
-``{"error": code, "message": text}`` with its status. Anything else is a bug and becomes a
-500 ``internal_error`` without a stack trace. ``ApiError`` is a Tornado ``HTTPError`` so that
-Tornado's handler life cycle answers with its status.
+The service, the stores and the login providers raise these; the handler layer alone turns them
+into a status and ``{"error": code, "message": text}`` (:mod:`handlers.errors`). ``code`` is the
+machine code clients see; ``message`` is for people and never holds an id, code, key or user
+data.
 """
 
-from tornado.web import HTTPError
+
+class DomainError(Exception):
+    """A failure a client can be told about: a machine ``code`` and a human ``message``."""
+
+    code = "error"
+    default_message = "the request failed"
+
+    def __init__(self, message: str | None = None):
+        self.message = message or self.default_message
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
 
 
-class ApiError(HTTPError):
-    """A client-visible error: HTTP status, machine-readable code, human message."""
+# -- sessions -------------------------------------------------------------------------------
+
+class NotAuthenticated(DomainError):
+    """The request proves no live session (the three kinds below)."""
+
+
+class NoSession(NotAuthenticated):
+    code = "no_session"
+    default_message = "no session id was sent: log in first"
+
+
+class SessionInvalid(NotAuthenticated):
+    code = "invalid_session"
+    default_message = "the session id is not valid: log in again"
+
+
+class SessionExpired(NotAuthenticated):
+    code = "session_expired"
+    default_message = "the session has expired: log in again"
+
+
+# -- input ----------------------------------------------------------------------------------
+
+class InvalidInput(DomainError):
+    """A value the client sent cannot be used (``invalid_data``, ``missing_code``...)."""
+
+    def __init__(self, code: str, message: str):
+        self.code = code
+        super().__init__(message)
+
+
+class DataTooLarge(DomainError):
+    """Session data would exceed its limit; ``size`` (bytes) when it is the byte limit."""
+
+    code = "data_too_large"
+
+    def __init__(self, size: int | None = None, message: str | None = None):
+        self.size = size
+        super().__init__(message or f"session data would be {size} bytes")
+
+
+# -- apps and logins ------------------------------------------------------------------------
+
+class UnknownApp(DomainError):
+    code = "unknown_app"
+    default_message = "no app of that name is served here"
+
+
+class AppRequired(DomainError):
+    code = "app_required"
+    default_message = ("this server serves several apps and none is the default: name the app "
+                       "(log in at /login/<app>; admin paths /admin/apps/<app>/...)")
+
+
+class RateLimited(DomainError):
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: int):
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+# -- the store ------------------------------------------------------------------------------
+
+class StoreUnavailable(DomainError):
+    """The session store cannot be reached (or did not answer in time)."""
+
+    code = "store_unavailable"
+    default_message = "the session store is unreachable, try again shortly"
+
+
+# -- transitional ---------------------------------------------------------------------------
+
+class ApiError(DomainError):
+    """An error already in the client's terms: status, code, message, headers.
+
+    For the handlers' own HTTP checks (framing, API keys, unknown paths), and for the login
+    providers of ``server/login`` until ``server/platforms`` (which raises ``ProviderError``
+    with generic codes) replaces them.
+    """
 
     def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
-        super().__init__(status)
+        self.status = status
         self.code = code
-        self.message = message
         self.headers = headers or {}
-
-    @property
-    def status(self) -> int:
-        """The HTTP status (Tornado's ``status_code``, under the name this project uses)."""
-        return self.status_code
+        super().__init__(message)
 
     def __str__(self) -> str:
         return f"{self.status} {self.code}: {self.message}"
-
-
-class StoreUnavailable(ApiError):
-    """The session store cannot be reached (or did not answer in time)."""
-
-    def __init__(self, message: str = "the session store is unreachable, try again shortly"):
-        super().__init__(503, "store_unavailable", message, {"Retry-After": "2"})

@@ -14,7 +14,7 @@ import math
 from collections import OrderedDict
 
 from server import metrics
-from server.errors import ApiError
+from server.errors import RateLimited
 
 #: Addresses tracked at once; beyond it the least recently seen are forgotten (bounded memory
 #: under a flood from many addresses: a forgotten address starts afresh, nothing worse).
@@ -82,7 +82,6 @@ class LoginRateLimits:
             raise _limited(wait, "too many logins right now")
 
 
-def _limited(wait: float, why: str) -> ApiError:
+def _limited(wait: float, why: str) -> RateLimited:
     seconds = max(1, math.ceil(wait))
-    return ApiError(429, "rate_limited", f"{why}; try again in {seconds} s",
-                    headers={"Retry-After": str(seconds)})
+    return RateLimited(f"{why}; try again in {seconds} s", retry_after=seconds)

@@ -1,6 +1,6 @@
 """The session service: the policy between HTTP handlers and the store.
 
-One request path: handler -> SessionService -> SessionStore. This module decides lifetimes
+One request path: handler -> SessionService -> SessionStore / UserStore. This module decides lifetimes
 (sliding ``idle_timeout``, absolute ``max_lifetime``, lazy touch after ``touch_after``), which
 id a request carries, login reuse, and what session data may hold.
 """
@@ -9,14 +9,24 @@ import itertools
 import logging
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from server import metrics
-from server.errors import ApiError
+from server.errors import (
+    AppRequired,
+    DataTooLarge,
+    InvalidInput,
+    NoSession,
+    NotAuthenticated,
+    SessionExpired,
+    SessionInvalid,
+    UnknownApp,
+)
 from server.ids import SessionIdSigner, storage_key
 from server.platforms import Identity, LoginProvider
 from server.sealing import Sealer
-from server.stores.base import DataTooLarge, SessionRecord, SessionStore, UserLogin, data_size
+from server.stores.base import SessionRecord, SessionStore, UserLogin, UserStore, data_size
 
 log = logging.getLogger("minisession.sessions")
 
@@ -55,12 +65,16 @@ class ActiveSession:
     slid: bool = False
 
     @property
+    def app(self) -> str:
+        return self.record.app
+
+    @property
     def openid(self) -> str:
         return self.record.openid
 
     @property
     def user_id(self):
-        """The app's user bound to this openid, or None (see the admin API's bindings)."""
+        """The company's user bound to this identity, or None (see the admin API's bindings)."""
         return self.record.user_id
 
     @property
@@ -68,29 +82,35 @@ class ActiveSession:
         return self.record.data
 
 
-def _no_session() -> ApiError:
-    return ApiError(401, "no_session", "no session id was sent: log in first")
+def _sealing_context(purpose: str, app: str, openid: str) -> str:
+    # Binds a sealed value to its field and identity: moved elsewhere in the database (to another
+    # user, or to the same openid of another app), it won't open.
+    return f"{purpose}\x00{app}\x00{openid}"
 
 
-def _invalid_session() -> ApiError:
-    return ApiError(401, "invalid_session", "the session id is not valid: log in again")
-
-
-def _expired_session() -> ApiError:
-    return ApiError(401, "session_expired", "the session has expired: log in again")
-
-
-def _sealing_context(purpose: str, openid: str) -> str:
-    # Binds a sealed value to its field and user: moved elsewhere in the database, it won't open.
-    return f"{purpose}\x00{openid}"
+def legacy_resealer(sealer: Sealer, app: str):
+    """For ``minisession migrate``: reseals a value sealed before apps existed (associated
+    data without the app) for ``app``; None when it does not open."""
+    def reseal(purpose: str, openid: str, sealed: str) -> str | None:
+        plain = sealer.open(sealed, f"{purpose}\x00{openid}")
+        return None if plain is None else sealer.seal(plain, _sealing_context(purpose, app, openid))
+    return reseal
 
 
 class SessionService:
-    def __init__(self, store: SessionStore, signer: SessionIdSigner, provider: LoginProvider,
-                 clock, policy: SessionPolicy, sealer: Sealer):
-        self.store = store
+    def __init__(self, sessions: SessionStore, users: UserStore, signer: SessionIdSigner,
+                 providers: Mapping[str, LoginProvider], clock, policy: SessionPolicy,
+                 sealer: Sealer, default_app: str | None = None):
+        """``sessions``, ``users``: the two store contracts (one backend usually serves
+        both). ``providers``: each app's login provider, by app name. ``default_app``: the app
+        of a login that names none (with a single app, that app)."""
+        self.sessions = sessions
+        self.users = users
         self.signer = signer
-        self.provider = provider
+        self.providers = dict(providers)
+        if default_app is None and len(self.providers) == 1:
+            default_app = next(iter(self.providers))
+        self.default_app = default_app
         self.clock = clock
         self.policy = policy
         self.sealer = sealer
@@ -100,9 +120,22 @@ class SessionService:
     def _expiry(self, created_at: float, now: float) -> float:
         return min(now + self.policy.idle_timeout, created_at + self.policy.max_lifetime)
 
+    # -- apps ------------------------------------------------------------------------------
+
+    def check_app(self, app: str | None) -> str:
+        """The app a request names, if it is served (a 404 ``unknown_app`` if not); None
+        means the default app (a 404 ``app_required`` when several apps have no default)."""
+        if app is None:
+            if self.default_app is None:
+                raise AppRequired()
+            return self.default_app
+        if app not in self.providers:
+            raise UnknownApp()
+        return app
+
     # -- login -----------------------------------------------------------------------------
 
-    async def login(self, code: str | None, client_ip: str | None = None,
+    async def login(self, app: str | None, code: str | None, client_ip: str | None = None,
                     user_agent: str | None = None) -> tuple[ActiveSession, bool]:
         """Exchange a login code for a session: ``(session, reused)``.
 
@@ -110,39 +143,55 @@ class SessionService:
         clients that all hit a 401 at once and each log in stop overwriting each other's id.
         ``client_ip`` and ``user_agent`` are kept with a new session for the admin listing.
         """
+        app = self.check_app(app)
         code = validate_code(code)
-        identity = await self.provider.exchange(code)
+        identity = await self.providers[app].exchange(code)
         origin = {"client_ip": client_ip,
                   "user_agent": user_agent[:MAX_USER_AGENT] if user_agent else None}
         window = self.policy.login_reuse_window
-        session = await self._login(identity, origin, reuse=window > 0)
+        session = await self._login(app, identity, origin, reuse=window > 0)
         if session is None:
             # The reused session's id was sealed with a key no longer configured: a new one.
-            session = await self._login(identity, origin, reuse=False)
+            session = await self._login(app, identity, origin, reuse=False)
+        await self._adopt_unionid_binding(session[0])
         return session
 
-    async def _login(self, identity: Identity, origin: dict,
+    async def _adopt_unionid_binding(self, session: ActiveSession) -> None:
+        """An unbound identity whose person was bound by unionid (``bind_unionid``) is bound
+        to that user at its login, in whichever app."""
+        record = session.record
+        if record.user_id is not None or record.unionid is None:
+            return
+        binding = await self.users.unionid_binding(record.unionid)
+        if binding is not None:
+            await self.users.bind(record.app, record.openid, binding.user_id, self.clock.now())
+            record.user_id = binding.user_id
+
+    async def _login(self, app: str, identity: Identity, origin: dict,
                      reuse: bool) -> tuple[ActiveSession, bool] | None:
         now = self.clock.now()
         raw_id, token = self.signer.new_token()
+        openid = identity.openid
         candidate = SessionRecord(
-            id=storage_key(raw_id), openid=identity.openid, unionid=identity.unionid,
+            id=storage_key(raw_id), app=app, openid=openid, unionid=identity.unionid,
             created_at=now, touched_at=now, expires_at=self._expiry(now, now), data={},
             **origin,
         )
+        # Alipay has no session_key: nothing to keep then.
+        session_key = identity.session_key
         user = UserLogin(
-            openid=identity.openid, unionid=identity.unionid,
-            sealed_session_key=self.sealer.seal(
-                identity.session_key, _sealing_context("session_key", identity.openid)),
+            app=app, openid=openid, unionid=identity.unionid,
+            sealed_session_key=None if session_key is None else self.sealer.seal(
+                session_key, _sealing_context("session_key", app, openid)),
             sealed_session_id=self.sealer.seal(
-                raw_id, _sealing_context("session_id", identity.openid)),
+                raw_id, _sealing_context("session_id", app, openid)),
         )
         since = now - self.policy.login_reuse_window if reuse else None
-        outcome = await self.store.login(user, candidate, since, now)
+        outcome = await self.users.login(user, candidate, since, now)
         if not outcome.reused:
             return ActiveSession(outcome.record, token), False
         raw_id = self.sealer.open(outcome.sealed_session_id,
-                                  _sealing_context("session_id", identity.openid))
+                                  _sealing_context("session_id", app, openid))
         if raw_id is None or storage_key(raw_id) != outcome.record.id:
             log.warning("the recent session of a user could not be unsealed (encryption key "
                         "removed?); issuing a new session")
@@ -175,14 +224,14 @@ class SessionService:
         """Raw id -> its first token, for the correctly signed candidates, in order; a 401
         when there are none."""
         if not candidates:
-            raise _no_session()
+            raise NoSession()
         verified: dict[str, str] = {}
         for token in candidates:
             raw_id = self.signer.verify(token)
             if raw_id is not None:
                 verified.setdefault(raw_id, token)
         if not verified:
-            raise _invalid_session()
+            raise SessionInvalid()
         return verified
 
     async def _first_live(self, verified: dict[str, str], touch: bool) -> ActiveSession:
@@ -190,25 +239,23 @@ class SessionService:
         for raw_id, token in itertools.islice(verified.items(), MAX_LOOKUPS):
             try:
                 return await self._live_session(raw_id, token, touch)
-            except ApiError as exc:
-                if exc.status != 401:
-                    raise
+            except NotAuthenticated as exc:
                 first_error = first_error or exc
         raise first_error
 
     async def _live_session(self, raw_id: str, token: str, touch: bool = True) -> ActiveSession:
         key = storage_key(raw_id)
-        record = await self.store.get(key)
+        record = await self.sessions.get(key)
         if record is None:
-            raise _invalid_session()
+            raise SessionInvalid()
         now = self.clock.now()
         if record.expires_at <= now:
-            await self.store.delete(key)
+            await self.sessions.delete(key)
             metrics.count_expired("on_read")
-            raise _expired_session()
+            raise SessionExpired()
         if touch and now - record.touched_at >= self.policy.touch_after:
             expires_at = self._expiry(record.created_at, now)
-            await self.store.touch(key, now, expires_at)
+            await self.sessions.touch(key, now, expires_at)
             record.touched_at, record.expires_at = now, max(record.expires_at, expires_at)
             return ActiveSession(record, token, slid=True)
         return ActiveSession(record, token)
@@ -222,11 +269,9 @@ class SessionService:
         verified = self._signed(candidates)
         try:
             session = await self._first_live(verified, touch=False)
-        except ApiError as exc:
-            if exc.status != 401:
-                raise  # a store outage: the session may still be alive
+        except NotAuthenticated:  # (a store outage is not: the session may still be alive)
             return
-        await self.store.delete(session.record.id)
+        await self.sessions.delete(session.record.id)
         metrics.count_revoked("logout")
 
     async def introspect(self, token, touch: bool = False) -> ActiveSession | None:
@@ -237,35 +282,72 @@ class SessionService:
         """
         try:
             return await self.resolve([token], touch=touch)
-        except ApiError as exc:
-            if exc.status == 401:
-                return None
-            raise
+        except NotAuthenticated:
+            return None
 
     # -- the app's backend: bindings and revocation ------------------------------------------
 
-    async def bind(self, openid: str, user_id) -> None:
-        await self.store.bind(openid, check_user_id(user_id), self.clock.now())
+    async def bind(self, app: str, openid: str, user_id) -> None:
+        await self.users.bind(self.check_app(app), openid, check_user_id(user_id),
+                              self.clock.now())
 
-    async def unbind(self, openid: str) -> bool:
-        return await self.store.unbind(openid)
+    async def unbind(self, app: str, openid: str) -> bool:
+        return await self.users.unbind(self.check_app(app), openid)
 
-    async def binding(self, openid: str):
-        return await self.store.binding(openid)
+    async def binding(self, app: str, openid: str):
+        return await self.users.binding(self.check_app(app), openid)
 
-    async def sessions_of(self, openid=None, user_id=None) -> list[SessionRecord]:
-        return await self.store.list_sessions(self.clock.now(), openid=openid,
-                                              user_id=_checked_filter(user_id))
+    async def bind_unionid(self, unionid: str, user_id) -> tuple[str, list[tuple[str, str]]]:
+        """One person across the company's apps: every identity with this unionid, in every
+        app, is bound to ``user_id``: those known now, and those that log in with it later.
+        Returns the user id (canonical) and the identities bound now (app, openid)."""
+        user_id = check_user_id(user_id)
+        # The record first: an identity logging in meanwhile finds it, or is listed below.
+        await self.users.bind_unionid(unionid, user_id, self.clock.now())
+        identities = await self.users.identities_with_unionid(unionid)
+        for app, openid in identities:
+            await self.users.bind(app, openid, user_id, self.clock.now())
+        return user_id, identities
 
-    async def revoke_all(self, openid=None, user_id=None) -> int:
-        revoked = await self.store.delete_sessions(openid=openid,
-                                                   user_id=_checked_filter(user_id))
+    async def unionid_binding(self, unionid: str):
+        return await self.users.unionid_binding(unionid)
+
+    async def unbind_unionid(self, unionid: str) -> bool:
+        """Undo :meth:`bind_unionid`: the identities it bound (still bound to that user) are
+        unbound, and later logins are no longer bound. False when there was no such binding."""
+        binding = await self.users.unionid_binding(unionid)
+        if binding is None:
+            return False
+        await self.users.unbind_unionid(unionid)
+        for app, openid in await self.users.identities_with_unionid(unionid):
+            current = await self.users.binding(app, openid)
+            if current is not None and current.user_id == binding.user_id:
+                await self.users.unbind(app, openid)
+        return True
+
+    async def sessions_of(self, app=None, openid=None, user_id=None,
+                          unionid=None) -> list[SessionRecord]:
+        return await self.sessions.list_sessions(self.clock.now(), **self._owner(
+            app, openid, user_id, unionid))
+
+    async def revoke_all(self, app=None, openid=None, user_id=None, unionid=None) -> int:
+        revoked = await self.sessions.delete_sessions(**self._owner(app, openid, user_id,
+                                                                    unionid))
         metrics.count_revoked("admin", revoked)
         return revoked
 
+    def _owner(self, app, openid, user_id, unionid) -> dict:
+        """The store's filter of an admin request: an openid only within its app."""
+        if app is not None:
+            app = self.check_app(app)
+        elif openid is not None:
+            app = self.check_app(None)  # the old single-app paths: the default app
+        return {"app": app, "openid": openid, "user_id": _checked_filter(user_id),
+                "unionid": unionid}
+
     async def revoke_handle(self, handle: str) -> bool:
         """End one session by its listing handle (kept across rotations); False if none."""
-        revoked = await self.store.revoke_handle(handle, self.clock.now())
+        revoked = await self.sessions.revoke_handle(handle, self.clock.now())
         metrics.count_revoked("admin", int(revoked))
         return revoked
 
@@ -276,27 +358,27 @@ class SessionService:
         way, the old id is already dead and the client must log in again (503 first).
         """
         raw_id, token = self.signer.new_token()
-        record = await self.store.rename(session.record.id, storage_key(raw_id))
+        record = await self.sessions.rename(session.record.id, storage_key(raw_id))
         if record is None:
-            raise _invalid_session()
+            raise SessionInvalid()
         metrics.SESSIONS_ROTATED.inc()
         metrics.count_revoked("rotation_supersede")  # the old id
         return ActiveSession(record, token)
 
-    async def session_key(self, openid: str) -> str | None:
-        """The user's newest WeChat session_key, for server-side use only; None if unknown
-        (or sealed with a key that is no longer configured)."""
-        sealed = await self.store.session_key(openid)
+    async def session_key(self, app: str, openid: str) -> str | None:
+        """The identity's newest platform session_key, for server-side use only; None if
+        unknown (or sealed with a key that is no longer configured)."""
+        sealed = await self.users.session_key(app, openid)
         if sealed is None:
             return None
-        return self.sealer.open(sealed, _sealing_context("session_key", openid))
+        return self.sealer.open(sealed, _sealing_context("session_key", app, openid))
 
     # -- session data ----------------------------------------------------------------------
 
     async def replace_data(self, session: ActiveSession, data) -> dict:
         data = self._checked_data(data)
-        if not await self.store.replace_data(session.record.id, data):
-            raise _invalid_session()
+        if not await self.sessions.replace_data(session.record.id, data):
+            raise SessionInvalid()
         session.record.data = data
         return data
 
@@ -317,18 +399,18 @@ class SessionService:
         # by the store on the data as stored when the write lands, whatever runs at once.
         self._check_size(merged)
         try:
-            written = await self.store.update_data(session.record.id, set_fields, unset_fields,
+            written = await self.sessions.update_data(session.record.id, set_fields, unset_fields,
                                                    max_bytes=self.policy.data_max_bytes)
-        except DataTooLarge as exc:
+        except DataTooLarge as exc:  # the store's judgement, in bytes
             raise self._too_large(exc.size) from None
         if not written:
-            raise _invalid_session()
+            raise SessionInvalid()
         session.record.data = merged
         return merged
 
     def _checked_data(self, data, limit: bool = True) -> dict:
         if not isinstance(data, dict):
-            raise ApiError(400, "invalid_data", "session data must be a JSON object")
+            raise InvalidInput("invalid_data", "session data must be a JSON object")
         _check_value(data, 0)
         if limit:
             self._check_size(data)
@@ -341,15 +423,12 @@ class SessionService:
         # Bytes alone do not bound memory: "[]," is 3 bytes of JSON but ~60 in Python.
         limit = self.policy.data_max_values
         if _count_values(data, limit) > limit:
-            raise ApiError(413, "data_too_large",
-                           f"session data would hold more than {limit} values (objects, arrays, "
-                           f"strings, numbers...); store fewer")
+            raise DataTooLarge(message=f"session data would hold more than {limit} values "
+                                       f"(objects, arrays, strings, numbers...); store fewer")
 
-    def _too_large(self, size: int) -> ApiError:
-        return ApiError(
-            413, "data_too_large",
-            f"session data would be {size} bytes; the limit is {self.policy.data_max_bytes}",
-        )
+    def _too_large(self, size: int) -> DataTooLarge:
+        return DataTooLarge(size, f"session data would be {size} bytes; the limit is "
+                                  f"{self.policy.data_max_bytes}")
 
 
 def check_user_id(user_id) -> str:
@@ -360,7 +439,7 @@ def check_user_id(user_id) -> str:
         return user_id
     if isinstance(user_id, int) and not isinstance(user_id, bool) and -_INT64 <= user_id < _INT64:
         return str(user_id)
-    raise ApiError(400, "invalid_user_id",
+    raise InvalidInput("invalid_user_id",
                    f"user_id must be a printable string of 1-{MAX_USER_ID_LENGTH} characters "
                    "or a 64-bit integer")
 
@@ -372,9 +451,9 @@ def _checked_filter(user_id) -> str | None:
 def validate_code(code) -> str:
     """A login code must be a short printable string (WeChat's are 32 characters)."""
     if code is None or code == "":
-        raise ApiError(400, "missing_code", "send the code from wx.login() as 'code'")
+        raise InvalidInput("missing_code", "send the code from wx.login() as 'code'")
     if not isinstance(code, str) or len(code) > MAX_CODE_LENGTH or not code.isprintable():
-        raise ApiError(400, "invalid_code",
+        raise InvalidInput("invalid_code",
                        f"a login code is a printable string of at most {MAX_CODE_LENGTH} characters")
     return code
 
@@ -396,12 +475,12 @@ def _check_value(value, depth: int) -> None:
     """Reject what the stores cannot keep faithfully, or could not serve back as JSON: deep
     nesting, odd keys, huge integers, infinite numbers, lone surrogates, arrays in arrays."""
     if depth > MAX_DATA_DEPTH:
-        raise ApiError(400, "invalid_data", f"session data is nested deeper than {MAX_DATA_DEPTH}")
+        raise InvalidInput("invalid_data", f"session data is nested deeper than {MAX_DATA_DEPTH}")
     if isinstance(value, dict):
         for key, item in value.items():
             # MongoDB reads '.' as a path and '$' as an operator: such keys would not round-trip.
             if not key or "." in key or key.startswith("$") or "\x00" in key:
-                raise ApiError(400, "invalid_data",
+                raise InvalidInput("invalid_data",
                                f"invalid key {key[:40]!r}: keys must be non-empty and contain "
                                "no '.', no NUL and not start with '$'")
             _check_text(key)
@@ -410,7 +489,7 @@ def _check_value(value, depth: int) -> None:
         for item in value:
             if isinstance(item, list):
                 # FerretDB 1.x refuses them; refused on every backend so that all answer alike.
-                raise ApiError(400, "invalid_data",
+                raise InvalidInput("invalid_data",
                                "arrays directly inside arrays are not supported: wrap the inner "
                                "array in an object, e.g. [{\"items\": [...]}]")
             _check_value(item, depth + 1)
@@ -418,16 +497,16 @@ def _check_value(value, depth: int) -> None:
         _check_text(value)
     elif isinstance(value, float):
         if not math.isfinite(value):  # 1e999 parses as infinity, which JSON cannot carry
-            raise ApiError(400, "invalid_data",
+            raise InvalidInput("invalid_data",
                            "numbers in session data must be finite (1e999 is out of range)")
     elif isinstance(value, int) and not isinstance(value, bool) and not -_INT64 <= value < _INT64:
-        raise ApiError(400, "invalid_data", "integers in session data must fit in 64 bits")
+        raise InvalidInput("invalid_data", "integers in session data must fit in 64 bits")
 
 
 def _check_text(text: str) -> None:
     # JSON's "\ud800" escape decodes to a lone surrogate, which has no UTF-8 form: it could be
     # neither stored (BSON) nor sent back.
     if _SURROGATE.search(text):
-        raise ApiError(400, "invalid_data",
-                       "strings in session data must be valid Unicode (a \\uXXXX escape of a "
-                       "lone surrogate is not)")
+        raise InvalidInput("invalid_data",
+                           "strings in session data must be valid Unicode (a \\uXXXX escape "
+                           "of a lone surrogate is not)")

@@ -11,6 +11,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
+import pymongo
 import pytest
 import tornado.httpserver
 import tornado.testing
@@ -22,8 +23,8 @@ from server.fakes import make_app
 from server.fakes.wechat import FakeWeChat
 from server.http.httpserver import make_http_server
 from server.stores.memory import MemoryStore
-from server.stores.mongodb import MongoStore
 from devtools.ferretdb import FerretDB, ensure_binary
+from server.stores.mongodb import MongoStore, mongodb_client
 from tests.log_guard import no_secrets_in_logs  # noqa: F401  (autouse: every test is guarded)
 
 SECRET = "test-signing-secret-0123456789abcdef-not-for-production"
@@ -72,13 +73,16 @@ def open_store(backend: str, io_loop, request, read_batching: str = "on") -> obj
     if backend == "memory":
         return MemoryStore()
     uri = request.getfixturevalue("mongodb_uri")
-    store = MongoStore(uri, f"minisession_test_{uuid.uuid4().hex[:12]}", timeout=5.0,
+    database = f"minisession_test_{uuid.uuid4().hex[:12]}"
+    store = MongoStore(mongodb_client(uri, 5.0), database, timeout=5.0,
                        read_batching=read_batching)
     io_loop.run_sync(store.open)
 
     def tear_down():
-        io_loop.run_sync(store.drop)
+        # The store closes its client (a server using it has already): drop with another.
         io_loop.run_sync(store.close)
+        with pymongo.MongoClient(uri) as client:
+            client.drop_database(database)
 
     request.addfinalizer(tear_down)
     return store

@@ -81,7 +81,9 @@ def _install_spies() -> None:
 
     def spy_init(self, config, **kwargs):
         _watch(*config.session.secrets, *config.store.encryption_keys, *config.admin.api_keys,
-               *(v for v in (config.wechat.secret, config.store.mongodb_uri) if v))
+               *(v for v in (config.wechat.secret, config.store.mongodb_uri) if v),
+               *(v for app in config.apps.values()  # every app's secret and private key
+                 for v in (app.secret, app.private_key_pem) if v))
         init(self, config, **kwargs)
 
     provider_init = LoginProvider.__init__

@@ -129,7 +129,8 @@ async def test_binding_shows_at_once_in_every_session_of_the_openid(client):
     first = await login(client, "gus")
     assert (first["bound"], first["user_id"]) == (False, None)
     response = await admin(client, "GET", "/admin/bindings/gus")
-    assert response.json == {"openid": "gus", "bound": False, "user_id": None}
+    # The identity is (app, openid): the single-app path means the default app.
+    assert response.json == {"app": "default", "openid": "gus", "bound": False, "user_id": None}
 
     response = await admin(client, "PUT", "/admin/bindings/gus", {"user_id": "u-42"})
     assert response.code == 200 and response.json["bound"] is True
@@ -204,7 +205,7 @@ async def test_odd_openids_in_the_path(client):
     response = await admin(client, "GET", "/admin/bindings/" + "o" * 129)
     assert (response.code, response.json["error"]) == (400, "invalid_openid")
     response = await admin(client, "GET", "/admin/bindings/%E4%B8%AD")  # unicode is fine
-    assert response.json == {"openid": "中", "bound": False, "user_id": None}
+    assert response.json == {"app": "default", "openid": "中", "bound": False, "user_id": None}
 
 
 # -- listing and revoking ---------------------------------------------------------------------
@@ -224,8 +225,9 @@ async def test_listing_shows_a_users_live_sessions_but_never_their_ids(client, c
                                                      "MicroMessenger/8.0.50 iPad"]
         assert all(s["client_ip"] == "127.0.0.1" and s["openid"] == "kay" for s in listed)
         assert listed[0]["created_at"] == phone["created_at"]
-        assert set(listed[0]) == {"handle", "openid", "user_id", "created_at", "last_used_at",
-                                  "expires_at", "client_ip", "user_agent"}
+        assert set(listed[0]) == {"handle", "app", "openid", "unionid", "user_id", "created_at",
+                                  "last_used_at", "expires_at", "client_ip", "user_agent"}
+        assert listed[0]["app"] == "default"
         text = response.body.decode()
         for session in (phone, tablet):
             assert session["session_id"] not in text

@@ -34,7 +34,7 @@ from server.clock import FakeClock
 from server.http.httpserver import hard_body_limit, make_http_server
 from server.ids import SessionIdSigner
 from server.stores.memory import MemoryStore
-from server.stores.mongodb import MongoStore
+from server.stores.mongodb import MongoStore, mongodb_client
 from tests.conftest import BACKENDS, make_config
 from tests.rawhttp import (
     chunked,
@@ -388,7 +388,8 @@ class LiveServer:
         if self.backend == "memory":
             self.store = MemoryStore()
         else:
-            self.store = MongoStore(self.mongodb_uri, self.database, timeout=5.0)
+            self.store = MongoStore(mongodb_client(self.mongodb_uri, 5.0), self.database,
+                                    timeout=5.0)
         # A clock that stands still: no session slides or expires while the table runs, so
         # any change in the store would be the table's doing.
         self.app = Minisession(CONFIG, clock=FakeClock(), store=self.store)

@@ -240,13 +240,13 @@ async def test_concurrent_logins_with_different_codes_share_one_session(client, 
 async def test_newest_session_key_replaces_the_stored_one(client, api_base, store, server,
                                                          fake):
     await client.login("user:erin:1")
-    first = await server.service.session_key("erin")
+    first = await server.service.session_key("default", "erin")
     await client.login("user:erin:2")
-    second = await server.service.session_key("erin")
+    second = await server.service.session_key("default", "erin")
     assert first and second and first != second
     assert second == fake.session_keys["erin"][-1]  # the one WeChat issued last
     # At rest it is sealed: the store holds neither key in clear.
-    sealed = await store.session_key("erin")
+    sealed = await store.session_key("default", "erin")
     assert sealed.startswith("v1.") and first not in sealed and second not in sealed
 
 
@@ -456,7 +456,7 @@ async def test_no_secret_reaches_a_response_or_a_log_line(client, api_base, serv
     await client.request("PATCH", "/session/data", headers=h, json_body={"a": 1})
     await client.request("GET", "/login?code=user:hana:2")
     await client.request("DELETE", "/session", headers=h)
-    session_key = await server.service.session_key("hana")
+    session_key = await server.service.session_key("default", "hana")
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert "minisession.access" in {record.name for record in caplog.records}
     for secret in (session_key, token, token.split(".")[0], SECRET, "user:hana:2",

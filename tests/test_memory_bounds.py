@@ -111,7 +111,7 @@ async def test_users_without_a_session_or_a_binding_are_forgotten():
     """A user record outlives its last session only while it holds a binding."""
     store = MemoryStore()
     await store.login(identity("carol", key="carol-key"), record("carol"), None, NOW)
-    await store.bind("bob", "user-bob", NOW)
+    await store.bind("default", "bob", "user-bob", NOW)
     tracemalloc.start()
     try:
         gc.collect()
@@ -128,15 +128,15 @@ async def test_users_without_a_session_or_a_binding_are_forgotten():
         tracemalloc.stop()
     print(f"\nmemory kept after 3000 users came and went: {retained / 1024:.1f} KiB")
     assert retained < 32 * 1024
-    assert await store.session_key("gone7") is None
+    assert await store.session_key("default", "gone7") is None
     # What is still needed stays: a bound user's binding...
-    assert (await store.binding("bob")).user_id == "user-bob"
+    assert (await store.binding("default", "bob")).user_id == "user-bob"
     # ...and a user's session_key while a session of theirs lives (carol's expired above, so
     # log in again and purge before its expiry).
     await store.login(identity("carol", key="carol-key-2"), record("carol", now=NOW + 7201),
                       None, NOW + 7201)
     await store.purge_expired(NOW + 7202)
-    assert await store.session_key("carol") == "carol-key-2"
+    assert await store.session_key("default", "carol") == "carol-key-2"
 
 
 # -- session.data_max_values -------------------------------------------------------------------

@@ -11,7 +11,7 @@ from pymongo import monitoring
 
 from server.errors import StoreUnavailable
 from server.stores.base import SessionRecord, UserLogin
-from server.stores.mongodb import MongoStore
+from server.stores.mongodb import MongoStore, mongodb_client
 from tests.conftest import make_config, open_store
 from devtools.ferretdb import FerretDB, ensure_binary
 
@@ -35,7 +35,7 @@ async def test_expired_sessions_are_removed_by_ttl_or_by_the_purge(server, store
     # FerretDB 1.x has no TTL indexes and no atomic updates; real MongoDB has both.
     assert store.needs_purge is ON_FERRETDB
     assert store.atomic_updates is not ON_FERRETDB
-    session, _ = await server.service.login("dev:alice")
+    session, _ = await server.service.login(None, "dev:alice")
     clock.advance(7201)
     caplog.set_level(logging.INFO, logger="minisession")
     await server._maintain()
@@ -51,7 +51,8 @@ def test_the_ttl_fallback_is_announced(config, mongodb_uri, clock, io_loop, capl
     from server.app import Minisession
 
     # A store not opened yet: the store announces the fallback when it creates its indexes.
-    store = MongoStore(mongodb_uri, f"minisession_test_{uuid.uuid4().hex[:12]}", timeout=5.0)
+    store = MongoStore(mongodb_client(mongodb_uri, 5.0),
+                       f"minisession_test_{uuid.uuid4().hex[:12]}", timeout=5.0)
     caplog.set_level(logging.WARNING, logger="minisession")
     instance = Minisession(config, clock=clock, store=store)
     try:
@@ -87,7 +88,7 @@ monitoring.register(FINDS)  # at import, before any test makes a client
 
 
 def stored_record(i: int) -> SessionRecord:
-    return SessionRecord(id=f"key-{i}", openid=f"user-{i}", unionid=None, created_at=NOW,
+    return SessionRecord(id=f"key-{i}", app="default", openid=f"user-{i}", unionid=None, created_at=NOW,
                          touched_at=NOW, expires_at=NOW + 7200, data={"n": i})
 
 
@@ -102,7 +103,7 @@ def batching_store(request, io_loop, mode):
 async def test_concurrent_reads_are_one_query_where_batching_applies(batching_store, mode):
     store = batching_store
     for i in range(40):
-        await store.login(UserLogin(f"user-{i}", None, "sealed-key", "sealed-id"),
+        await store.login(UserLogin("default", f"user-{i}", None, "sealed-key", "sealed-id"),
                           stored_record(i), None, NOW)
     before = FINDS.finds.get(store._database_name, 0)
     keys = [f"key-{i}" for i in range(40)] + ["missing-1", "missing-2", "key-7"]
@@ -120,7 +121,7 @@ async def test_concurrent_reads_are_one_query_where_batching_applies(batching_st
 async def test_a_batched_read_after_a_delete_never_sees_the_session(batching_store):
     store = batching_store
     for i in range(20):
-        await store.login(UserLogin(f"user-{i}", None, "sealed-key", "sealed-id"),
+        await store.login(UserLogin("default", f"user-{i}", None, "sealed-key", "sealed-id"),
                           stored_record(i), None, NOW)
 
     async def end_then_read(i: int):
@@ -137,10 +138,10 @@ def test_a_batched_read_fails_with_store_unavailable_when_the_store_dies(tmp_pat
     # A server of its own, killed under the store: every read of the batch answers 503.
     ferretdb = FerretDB(ensure_binary(), tmp_path / "ferretdb")
     ferretdb.start()
-    store = MongoStore(ferretdb.uri, "batched_reads", 1.0, "on")
+    store = MongoStore(mongodb_client(ferretdb.uri, 1.0), "batched_reads", 1.0, "on")
     try:
         io_loop.run_sync(store.open)
-        io_loop.run_sync(lambda: store.login(UserLogin("user-1", None, "k", "i"),
+        io_loop.run_sync(lambda: store.login(UserLogin("default", "user-1", None, "k", "i"),
                                              stored_record(1), None, NOW))
         assert io_loop.run_sync(lambda: store.get("key-1")) == stored_record(1)
         ferretdb.kill()

@@ -7,7 +7,6 @@ import dataclasses
 import pytest
 import tornado.httpserver
 import tornado.testing
-from motor.motor_asyncio import AsyncIOMotorClient
 
 from server.app import Minisession
 from server.http.client_address import client_address, parse_networks
@@ -34,15 +33,11 @@ def config(request):
 
 async def dump(store) -> str:
     """Everything the store's database holds, as one text: what a stolen backup would show."""
-    client = AsyncIOMotorClient(store._uri, tz_aware=True)
-    try:
-        db = client[store._database_name]
-        docs = []
-        for name in await db.list_collection_names():
-            docs += [repr(doc) async for doc in db[name].find()]
-        return "\n".join(docs)
-    finally:
-        client.close()
+    db = store._client[store._database_name]  # the driver client the store was given
+    docs = []
+    for name in await db.list_collection_names():
+        docs += [repr(doc) async for doc in db[name].find()]
+    return "\n".join(docs)
 
 
 @pytest.mark.gen_test(timeout=30)
@@ -69,7 +64,7 @@ async def test_a_database_dump_holds_no_usable_id_and_no_session_key(client, api
             response = await client.request("GET", "/session", headers=header)
             assert (response.code, response.json["error"]) == (401, "invalid_session")
     # While the server itself still reads them.
-    assert await server.service.session_key("ivy") == fake.session_keys["ivy"][-1]
+    assert await server.service.session_key("default", "ivy") == fake.session_keys["ivy"][-1]
 
 
 # -- rotating the encryption key --------------------------------------------------------------
@@ -84,23 +79,23 @@ async def test_encryption_keys_rotate_without_logging_anyone_out(store, clock, h
                            store=store)
 
     before, during, after = server_with([old]), server_with([new, old]), server_with([new])
-    first, _ = await before.service.login("dev:kim")
+    first, _ = await before.service.login(None, "dev:kim")
     # During rotation, what the old key sealed still opens, and new logins seal with the new key.
-    assert await during.service.session_key("kim") == await before.service.session_key("kim")
+    assert await during.service.session_key("default", "kim") == await before.service.session_key("default", "kim")
     assert (await during.service.authenticate([first.token])).record.openid == "kim"
-    again, reused = await during.service.login("dev:kim")  # within the reuse window
+    again, reused = await during.service.login(None, "dev:kim")  # within the reuse window
     assert reused and again.token == first.token
     # Once the old key is dropped: the session still works (ids are signed, not sealed), and a
     # login in the reuse window whose recent id can no longer be unsealed gets a fresh session.
-    key_now = await after.service.session_key("kim")
+    key_now = await after.service.session_key("default", "kim")
     assert key_now is not None  # the login "during" rotation re-sealed it with the new key
     clock.advance(1)
     assert (await after.service.authenticate([first.token])).record.openid == "kim"
-    await before.service.login("dev:lee")
-    assert await after.service.session_key("lee") is None  # sealed with the dropped key only
-    fresh, reused = await after.service.login("dev:lee")
+    await before.service.login(None, "dev:lee")
+    assert await after.service.session_key("default", "lee") is None  # sealed with the dropped key only
+    fresh, reused = await after.service.login(None, "dev:lee")
     assert not reused and fresh.token != first.token
-    assert await after.service.session_key("lee") is not None
+    assert await after.service.session_key("default", "lee") is not None
 
 
 # -- session id rotation ----------------------------------------------------------------------

@@ -5,22 +5,24 @@ import uuid
 
 import pytest
 
-from server.stores.base import DataTooLarge, SessionRecord, UserLogin, data_size
-from server.stores.mongodb import MongoStore
+from server.stores.base import Binding, DataTooLarge, SessionRecord, UserLogin, data_size
+from server.stores.mongodb import MongoStore, mongodb_client
 from tests.conftest import on_both_stores
 
 NOW = 1_800_000_000.0
 pytestmark = on_both_stores
 
 
-def record(openid="alice", now=NOW, lifetime=7200.0, data=None) -> SessionRecord:
-    return SessionRecord(id=uuid.uuid4().hex, openid=openid, unionid=None, created_at=now,
-                         touched_at=now, expires_at=now + lifetime, data=data or {})
+def record(openid="alice", now=NOW, lifetime=7200.0, data=None, app="default",
+           unionid=None) -> SessionRecord:
+    return SessionRecord(id=uuid.uuid4().hex, app=app, openid=openid, unionid=unionid,
+                         created_at=now, touched_at=now, expires_at=now + lifetime,
+                         data=data or {})
 
 
-def identity(openid="alice", key="key-1", unionid=None) -> UserLogin:
+def identity(openid="alice", key="key-1", unionid=None, app="default") -> UserLogin:
     # Stores keep sealed values as given: any text stands in for them here.
-    return UserLogin(openid=openid, unionid=unionid, sealed_session_key=key,
+    return UserLogin(app=app, openid=openid, unionid=unionid, sealed_session_key=key,
                      sealed_session_id=f"sealed-id-of-{key}")
 
 
@@ -43,7 +45,7 @@ async def test_login_within_the_window_reuses_the_recent_session(store):
     # The reused session comes with the sealed id recorded when it was issued.
     assert sealed_id == "sealed-id-of-k1"
     # The newest session_key replaces the stored one even when the session is reused.
-    assert await store.session_key("alice") == "k2"
+    assert await store.session_key("default", "alice") == "k2"
 
 
 @pytest.mark.gen_test(timeout=20)
@@ -76,7 +78,8 @@ async def test_concurrent_logins_converge_on_one_session(store, backend, io_loop
     # For MongoDB, half the logins go through a second client: two processes' worth of races.
     stores = [store]
     if backend == "mongodb":
-        twin = MongoStore(request.getfixturevalue("mongodb_uri"), store._database_name, 5.0)
+        uri = request.getfixturevalue("mongodb_uri")
+        twin = MongoStore(mongodb_client(uri, 5.0), store._database_name, 5.0)
         await twin.open()
         stores.append(twin)
     candidates = [record("carol") for _ in range(20)]
@@ -193,7 +196,7 @@ async def test_rename_keeps_the_handle_and_revoke_handle_ends_the_session(store)
     moved = await store.rename(session.id, "new-key")
     moved = await store.rename(moved.id, "newer-key")
     assert moved.handle == session.id
-    assert [s.handle for s in await store.list_sessions(NOW, openid="alice")] == [session.id]
+    assert [s.handle for s in await store.list_sessions(NOW, app="default", openid="alice")] == [session.id]
     assert await store.revoke_handle("no-such-handle", NOW) is False
     assert await store.revoke_handle(session.id, NOW) is True
     assert await store.get("newer-key") is None
@@ -216,11 +219,11 @@ async def test_a_revoke_leaves_nothing_of_a_session_being_renamed(store, how):
         renames = asyncio.ensure_future(_rename_until_refused(store, session.id))
         await asyncio.sleep(0.001 * (i % 10))
         if how == "openid":
-            await store.delete_sessions(openid=f"r{i}")
+            await store.delete_sessions(app="default", openid=f"r{i}")
         else:
             await store.revoke_handle(session.handle, NOW)
         await asyncio.wait_for(renames, 20)
-        survived += bool(await store.list_sessions(NOW, openid=f"r{i}"))
+        survived += bool(await store.list_sessions(NOW, app="default", openid=f"r{i}"))
     assert survived == 0
 
 
@@ -237,3 +240,92 @@ async def test_update_data_judges_the_limit_on_the_data_as_stored(store):
     assert await store.replace_data(session.id, {"c": 1}) is True
     assert await store.update_data(session.id, {"d": "z" * 16000}, [], max_bytes=16384)
     assert await store.update_data("no-such-session", {"a": 1}, [], max_bytes=16384) is False
+
+
+# -- the users contract and the owner filters (issue 12: identities are (app, openid)) --------
+
+@pytest.mark.gen_test(timeout=20)
+async def test_ping_answers_once_open(store):
+    assert await store.ping() is None
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_binding_belongs_to_one_identity_and_reaches_its_sessions(store):
+    shop, _, _ = await store.login(identity(app="shop"), record(app="shop"), None, NOW)
+    lab, _, _ = await store.login(identity(app="lab"), record(app="lab"), None, NOW)
+    assert await store.binding("shop", "alice") is None
+
+    await store.bind("shop", "alice", "u-1", NOW + 1)
+    assert await store.binding("shop", "alice") == Binding("u-1", NOW + 1)
+    assert await store.binding("lab", "alice") is None  # same openid, another app
+    assert (await store.get(shop.id)).user_id == "u-1"
+    assert (await store.get(lab.id)).user_id is None
+    later, _, _ = await store.login(identity(app="shop", key="k2"), record(app="shop"), None, NOW)
+    assert later.user_id == "u-1"  # sessions created after the bind carry it too
+
+    await store.bind("shop", "alice", "u-2", NOW + 2)  # replaces
+    assert [(await store.get(s.id)).user_id for s in (shop, later)] == ["u-2", "u-2"]
+    assert await store.unbind("shop", "alice") is True
+    assert await store.unbind("shop", "alice") is False
+    assert await store.binding("shop", "alice") is None
+    assert (await store.get(shop.id)).user_id is None
+    # A binding made before the identity ever logged in holds at its first login.
+    await store.bind("lab", "nina", "u-3", NOW)
+    first, _, _ = await store.login(identity("nina", app="lab"), record("nina", app="lab"),
+                                    None, NOW)
+    assert first.user_id == "u-3"
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_identities_are_found_by_unionid_across_apps(store):
+    await store.login(identity("a", app="shop", unionid="U1"), record("a", app="shop"), None, NOW)
+    await store.login(identity("b", app="mall", unionid="U1"), record("b", app="mall"), None, NOW)
+    await store.login(identity("c", app="shop", unionid="U2"), record("c", app="shop"), None, NOW)
+    await store.login(identity("d", app="lab"), record("d", app="lab"), None, NOW)
+    assert sorted(await store.identities_with_unionid("U1")) == [("mall", "b"), ("shop", "a")]
+    assert await store.identities_with_unionid("U3") == []
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_sessions_are_listed_and_ended_by_identity_user_or_unionid(store):
+    def login(openid, app, unionid=None):
+        return store.login(identity(openid, key=uuid.uuid4().hex, app=app, unionid=unionid),
+                           record(openid, app=app, unionid=unionid), None, NOW)
+
+    shop, _, _ = await login("alice", "shop", "U1")
+    lab, _, _ = await login("alice", "lab")
+    mall, _, _ = await login("bob", "mall", "U1")
+    await store.bind("lab", "alice", "u-9", NOW)
+
+    def ids(records):
+        return sorted(r.id for r in records)
+
+    assert ids(await store.list_sessions(NOW, app="shop", openid="alice")) == [shop.id]
+    assert ids(await store.list_sessions(NOW, unionid="U1")) == sorted([shop.id, mall.id])
+    assert ids(await store.list_sessions(NOW, app="mall", unionid="U1")) == [mall.id]
+    assert ids(await store.list_sessions(NOW, user_id="u-9")) == [lab.id]
+    for bad in ({}, {"app": "shop"}, {"openid": "alice"}):
+        with pytest.raises(ValueError):
+            await store.list_sessions(NOW, **bad)
+        with pytest.raises(ValueError):
+            await store.delete_sessions(**bad)
+
+    assert await store.delete_sessions(unionid="U1") == 2
+    assert await store.get(shop.id) is None and await store.get(mall.id) is None
+    assert await store.delete_sessions(app="shop", openid="alice") == 0
+    assert await store.delete_sessions(user_id="u-9") == 1
+    assert await store.get(lab.id) is None
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_a_unionid_binding_is_kept_replaced_and_removed(store):
+    assert await store.unionid_binding("U1") is None
+    await store.bind_unionid("U1", "p-1", NOW)
+    await store.bind_unionid("U2", "p-2", NOW)
+    assert await store.unionid_binding("U1") == Binding("p-1", NOW)
+    await store.bind_unionid("U1", "p-3", NOW + 5)
+    assert await store.unionid_binding("U1") == Binding("p-3", NOW + 5)
+    assert await store.unbind_unionid("U1") is True
+    assert await store.unbind_unionid("U1") is False
+    assert await store.unionid_binding("U1") is None
+    assert await store.unionid_binding("U2") == Binding("p-2", NOW)

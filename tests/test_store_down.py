@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from server.stores.mongodb import MongoStore
+from server.stores.mongodb import MongoStore, mongodb_client
 from tests.conftest import make_config
 
 
@@ -24,7 +24,7 @@ def config():
 @pytest.fixture
 def store(config):
     # Never opened successfully: the server must start anyway and report not ready.
-    return MongoStore(config.store.mongodb_uri, "minisession_down", config.store.timeout)
+    return MongoStore(mongodb_client(config.store.mongodb_uri, config.store.timeout), "minisession_down", config.store.timeout)
 
 
 @pytest.mark.gen_test(timeout=20)

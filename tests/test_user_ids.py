@@ -69,10 +69,10 @@ async def test_integer_user_ids_stored_by_earlier_versions_keep_working(client, 
     token = (await login(client, "eve"))["session_id"]
     kept = (await login(client, "fox"))["session_id"]
     bound_at = datetime(2026, 1, 1, tzinfo=UTC)
-    await store._users.update_one({"_id": "eve"},
+    await store._users.update_one({"_id": "default:eve"},
                                   {"$set": {"user_id": Int64(1001), "bound_at": bound_at}})
     await store._sessions.update_many({"openid": "eve"}, {"$set": {"user_id": 1001}})
-    await store._users.update_one({"_id": "fox"}, {"$set": {"user_id": 7, "bound_at": bound_at}})
+    await store._users.update_one({"_id": "default:fox"}, {"$set": {"user_id": 7, "bound_at": bound_at}})
     await store._sessions.update_many({"openid": "fox"}, {"$set": {"user_id": 7}})
 
     assert await _user_id_everywhere(client, "eve", token) == {"1001"}

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from server.errors import DomainError
+
 log = logging.getLogger("minisession.platforms")
 
 # httpx logs every request line, full URL included, at INFO ("HTTP Request: GET ...?secret=...
@@ -68,7 +70,7 @@ class Identity:
         return self.openid is None
 
 
-class ProviderError(Exception):
+class ProviderError(DomainError):
     """A login the platform did not turn into an identity.
 
     ``code`` is generic (one of :data:`CODES`), ``message`` is for humans and keeps the
@@ -90,9 +92,8 @@ class ProviderError(Exception):
     def __init__(self, code: str, message: str, retry_after: int | None = None):
         if code not in self.CODES:
             raise ValueError(f"unknown provider error code {code!r}")
-        super().__init__(f"{code}: {message}")
         self.code = code
-        self.message = message
+        super().__init__(message)
         self.retry_after = retry_after
         self.app: str | None = None
 

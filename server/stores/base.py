@@ -1,8 +1,12 @@
-"""The session store contract: small, asynchronous, field-level.
+"""The store contracts: small, asynchronous, field-level.
 
-Two backends implement it: :class:`server.stores.memory.MemoryStore` (embedded default, one
-process) and :class:`server.stores.mongodb.MongoStore` (production, through motor). One contract
-test suite (``tests/test_store_contract.py``) runs against both.
+Two contracts, each a handful of methods: :class:`SessionStore` (what sessions need: read,
+slide, end, data, rotation, listing and revocation) and :class:`UserStore` (what identities
+need: logins, session_keys, bindings). Both share :class:`StoreLifecycle` (open, close, ping).
+A backend is one module implementing both: :class:`server.stores.memory.MemoryStore`
+(embedded default, one process) and :class:`server.stores.mongodb.MongoStore` (production,
+through motor). One contract suite (``tests/test_store_contract.py``) covers every method of
+each contract on both.
 
 Times are float seconds since the epoch, as given by the service's clock: stores never read
 the wall clock themselves. Stores do not judge expiry (the service does, on every read, so that
@@ -13,18 +17,15 @@ import json
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+# update_data(max_bytes=...) raises it, defined with the other domain errors (re-exported).
+from server.errors import DataTooLarge  # noqa: F401
+
 
 def data_size(data: dict) -> int:
     """The size ``session.data_max_bytes`` limits: the data as compact JSON, in UTF-8 bytes."""
     return len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
 
 
-class DataTooLarge(Exception):
-    """A merge would take the stored data past its limit (nothing was written)."""
-
-    def __init__(self, size: int):
-        super().__init__(f"session data would be {size} bytes")
-        self.size = size
 
 
 @dataclass
@@ -36,13 +37,15 @@ class SessionRecord:
     """
 
     id: str
+    #: Who: the identity is (app, openid); openids of two apps may be equal strings.
+    app: str
     openid: str
     unionid: str | None
     created_at: float
     touched_at: float
     expires_at: float
     data: dict = field(default_factory=dict)
-    #: The app's user bound to ``openid`` (see :meth:`SessionStore.bind`), kept in step with
+    #: The app's user bound to (``app``, ``openid``) (see :meth:`SessionStore.bind`), kept in step with
     #: the binding by the store; None when unbound. Always a string (:func:`canonical_user_id`).
     user_id: str | None = None
     #: Where the login came from, for the admin listing of a user's sessions.
@@ -61,9 +64,10 @@ class SessionRecord:
 class UserLogin:
     """What a login records about its user. Secrets arrive sealed (:mod:`server.sealing`)."""
 
+    app: str
     openid: str
     unionid: str | None
-    sealed_session_key: str = field(repr=False)
+    sealed_session_key: str | None = field(repr=False)  # None: the platform has none (Alipay)
     #: The candidate session's raw id, sealed: lets a concurrent login be handed the same id.
     sealed_session_id: str = field(repr=False)
 
@@ -80,6 +84,11 @@ class Binding(NamedTuple):
     bound_at: float
 
 
+def user_key(app: str, openid: str) -> str:
+    """The one string naming an identity in storage: app names never contain ':'."""
+    return f"{app}:{openid}"
+
+
 def canonical_user_id(user_id) -> str | None:
     """The app's user id as minisession gives it: a string (an integer is its decimal form).
 
@@ -90,11 +99,12 @@ def canonical_user_id(user_id) -> str | None:
     return str(int(user_id))
 
 
-class SessionStore:
-    """What the session service needs from storage. Every method may raise StoreUnavailable."""
+class StoreLifecycle:
+    """Opening and closing a backend. Every method of every contract may raise
+    StoreUnavailable."""
 
     #: True when expired sessions are not removed by the backend itself (no TTL index), so the
-    #: server must call :meth:`purge_expired` periodically.
+    #: server must call :meth:`SessionStore.purge_expired` periodically.
     needs_purge = True
 
     async def open(self) -> None:
@@ -106,18 +116,9 @@ class SessionStore:
     async def ping(self) -> None:
         """Return when the store answers; raise StoreUnavailable otherwise."""
 
-    async def login(self, user: UserLogin, candidate: SessionRecord, reuse_since: float | None,
-                    now: float) -> LoginOutcome:
-        """Record a login of ``user``; return the session it gets.
 
-        Stores the user's sealed ``session_key`` as the newest one. If the session most
-        recently issued to this openid was issued at or after ``reuse_since`` and has not ended,
-        returns it (``reused``) with the sealed id recorded when it was issued; otherwise stores
-        ``candidate`` and makes it, with ``user.sealed_session_id``, the user's most recent
-        session. ``reuse_since=None`` disables reuse. This must be atomic across processes
-        sharing the store: concurrent logins of one openid converge on a single session.
-        """
-        raise NotImplementedError
+class SessionStore(StoreLifecycle):
+    """What sessions need. Sessions are found by their storage key (``session_id``)."""
 
     async def get(self, session_id: str) -> SessionRecord | None:
         """The stored session (expired or not), or None."""
@@ -145,10 +146,6 @@ class SessionStore:
         """
         raise NotImplementedError
 
-    async def session_key(self, openid: str) -> str | None:
-        """The newest sealed session_key recorded for this openid (server-side use only)."""
-        raise NotImplementedError
-
     async def rename(self, session_id: str, new_id: str) -> SessionRecord | None:
         """Move a session to a new id (id rotation); the old id no longer finds it.
 
@@ -159,30 +156,19 @@ class SessionStore:
         """
         raise NotImplementedError
 
-    # -- the app's backend: bindings and revocation --------------------------------------------
-
-    async def bind(self, openid: str, user_id: str, now: float) -> None:
-        """Bind ``openid`` to the app's ``user_id`` (replacing any binding). Every session of
-        that openid, existing or created later, carries ``user_id`` from then on."""
-        raise NotImplementedError
-
-    async def unbind(self, openid: str) -> bool:
-        """Remove the binding; False when there was none."""
-        raise NotImplementedError
-
-    async def binding(self, openid: str) -> Binding | None:
-        raise NotImplementedError
-
-    async def list_sessions(self, now: float, openid: str | None = None,
-                            user_id: str | None = None,
+    async def list_sessions(self, now: float, app: str | None = None,
+                            openid: str | None = None, user_id: str | None = None,
+                            unionid: str | None = None,
                             limit: int = 1000) -> list[SessionRecord]:
-        """Live sessions (expiring after ``now``) of an openid and/or a bound user, oldest
+        """Live sessions (expiring after ``now``) matching every filter given (at least one
+        of ``openid``, ``user_id`` or ``unionid``; ``openid`` always with ``app``), oldest
         first, at most ``limit``."""
         raise NotImplementedError
 
-    async def delete_sessions(self, openid: str | None = None,
-                              user_id: str | None = None) -> int:
-        """End every session of an openid and/or a bound user; return how many."""
+    async def delete_sessions(self, app: str | None = None, openid: str | None = None,
+                              user_id: str | None = None, unionid: str | None = None) -> int:
+        """End every session matching the filters (as :meth:`list_sessions`); return how
+        many."""
         raise NotImplementedError
 
     async def revoke_handle(self, handle: str, now: float) -> bool:
@@ -193,3 +179,57 @@ class SessionStore:
     async def purge_expired(self, now: float) -> int:
         """Remove sessions whose ``expires_at`` is past; return how many."""
         raise NotImplementedError
+
+
+class UserStore(StoreLifecycle):
+    """What identities (app, openid) need: logins, their session_key, their binding."""
+
+    async def login(self, user: UserLogin, candidate: SessionRecord, reuse_since: float | None,
+                    now: float) -> LoginOutcome:
+        """Record a login of ``user``; return the session it gets.
+
+        Stores the user's sealed ``session_key`` as the newest one. If the session most
+        recently issued to this identity (app, openid) was issued at or after ``reuse_since``
+        and has not ended, returns it (``reused``) with the sealed id recorded when it was
+        issued; otherwise stores ``candidate`` and makes it, with ``user.sealed_session_id``,
+        the user's most recent session. ``reuse_since=None`` disables reuse. This must be atomic across processes
+        sharing the store: concurrent logins of one identity converge on a single session.
+        """
+        raise NotImplementedError
+
+    async def session_key(self, app: str, openid: str) -> str | None:
+        """The newest sealed session_key recorded for this identity (server-side use only)."""
+        raise NotImplementedError
+
+    async def bind(self, app: str, openid: str, user_id: str, now: float) -> None:
+        """Bind the identity (``app``, ``openid``) to the company's ``user_id`` (replacing any
+        binding). Every session of that identity, existing or created later, carries
+        ``user_id`` from then on."""
+        raise NotImplementedError
+
+    async def unbind(self, app: str, openid: str) -> bool:
+        """Remove the binding; False when there was none."""
+        raise NotImplementedError
+
+    async def binding(self, app: str, openid: str) -> Binding | None:
+        raise NotImplementedError
+
+    async def identities_with_unionid(self, unionid: str) -> list[tuple[str, str]]:
+        """Every identity (app, openid) that logged in with this unionid."""
+        raise NotImplementedError
+
+    async def bind_unionid(self, unionid: str, user_id: str, now: float) -> None:
+        """Record that the person with this unionid is the company's ``user_id`` (replacing
+        any such record), for identities that log in with it later (the service binds them)."""
+        raise NotImplementedError
+
+    async def unbind_unionid(self, unionid: str) -> bool:
+        """Forget that record; False when there was none."""
+        raise NotImplementedError
+
+    async def unionid_binding(self, unionid: str) -> Binding | None:
+        raise NotImplementedError
+
+
+class Store(SessionStore, UserStore):
+    """A backend: both contracts over one storage (a login writes a session and its user)."""

@@ -20,9 +20,10 @@ from server.stores.base import (
     LoginOutcome,
     SessionRecord,
     DataTooLarge,
-    SessionStore,
+    Store,
     UserLogin,
     data_size,
+    user_key,
 )
 
 log = logging.getLogger("minisession.store")
@@ -31,9 +32,11 @@ EVICTION_LOG_INTERVAL = 60.0  # seconds between two warnings that the store is f
 
 
 class _User:
-    __slots__ = ("binding", "recent_at", "recent_sealed_id", "recent_session_id", "session_key")
+    __slots__ = ("binding", "recent_at", "recent_sealed_id", "recent_session_id", "session_key",
+                 "unionid")
 
     def __init__(self) -> None:
+        self.unionid: str | None = None
         self.session_key: str | None = None
         self.recent_session_id: str | None = None
         self.recent_sealed_id = ""
@@ -41,11 +44,12 @@ class _User:
         self.binding: Binding | None = None
 
 
-class MemoryStore(SessionStore):
+class MemoryStore(Store):
     def __init__(self, max_sessions: int | None = None) -> None:
         """``max_sessions``: the most sessions held at once (None: no limit)."""
         self._sessions: dict[str, SessionRecord] = {}
-        self._users: dict[str, _User] = {}
+        self._users: dict[str, _User] = {}  # by user_key(app, openid)
+        self._unionid_bindings: dict[str, Binding] = {}
         self._max_sessions = max_sessions
         # A heap of (expires_at, id), one entry per expiry a session has had: the one closest
         # to expiry is found without a scan. Outdated entries are skipped when popped.
@@ -58,8 +62,10 @@ class MemoryStore(SessionStore):
 
     async def login(self, login: UserLogin, candidate: SessionRecord, reuse_since: float | None,
                     now: float) -> LoginOutcome:
-        user = self._users.setdefault(login.openid, _User())
+        user = self._users.setdefault(user_key(login.app, login.openid), _User())
         user.session_key = login.sealed_session_key
+        if login.unionid is not None:
+            user.unionid = login.unionid
         if reuse_since is not None and user.recent_at >= reuse_since:
             recent = self._sessions.get(user.recent_session_id)
             if recent is not None and recent.expires_at > now:
@@ -119,8 +125,8 @@ class MemoryStore(SessionStore):
             record.data.pop(key, None)
         return True
 
-    async def session_key(self, openid: str) -> str | None:
-        user = self._users.get(openid)
+    async def session_key(self, app: str, openid: str) -> str | None:
+        user = self._users.get(user_key(app, openid))
         return user.session_key if user else None
 
     async def rename(self, session_id: str, new_id: str) -> SessionRecord | None:
@@ -132,43 +138,60 @@ class MemoryStore(SessionStore):
         self._note_expiry(new_id, record.expires_at)
         return copy.deepcopy(record)
 
-    def _matching(self, openid, user_id):
-        if openid is None and user_id is None:
-            raise ValueError("an openid or a user_id is required")  # never "every session"
+    def _matching(self, app, openid, user_id, unionid):
+        if openid is None and user_id is None and unionid is None:
+            raise ValueError("an openid, user_id or unionid is required")  # never "every session"
+        if openid is not None and app is None:
+            raise ValueError("an openid names an identity only with its app")
         return [sid for sid, record in self._sessions.items()
-                if (openid is None or record.openid == openid)
-                and (user_id is None or record.user_id == user_id)]
+                if (app is None or record.app == app)
+                and (openid is None or record.openid == openid)
+                and (user_id is None or record.user_id == user_id)
+                and (unionid is None or record.unionid == unionid)]
 
-    def _set_user_id(self, openid: str, user_id) -> None:
+    def _set_user_id(self, app: str, openid: str, user_id) -> None:
         for record in self._sessions.values():
-            if record.openid == openid:
+            if record.openid == openid and record.app == app:
                 record.user_id = user_id
 
-    async def bind(self, openid: str, user_id, now: float) -> None:
-        self._users.setdefault(openid, _User()).binding = Binding(user_id, now)
-        self._set_user_id(openid, user_id)
+    async def bind(self, app: str, openid: str, user_id, now: float) -> None:
+        self._users.setdefault(user_key(app, openid), _User()).binding = Binding(user_id, now)
+        self._set_user_id(app, openid, user_id)
 
-    async def unbind(self, openid: str) -> bool:
-        user = self._users.get(openid)
+    async def unbind(self, app: str, openid: str) -> bool:
+        user = self._users.get(user_key(app, openid))
         if user is None or user.binding is None:
             return False
         user.binding = None
-        self._set_user_id(openid, None)
+        self._set_user_id(app, openid, None)
         return True
 
-    async def binding(self, openid: str) -> Binding | None:
-        user = self._users.get(openid)
+    async def binding(self, app: str, openid: str) -> Binding | None:
+        user = self._users.get(user_key(app, openid))
         return user.binding if user else None
 
-    async def list_sessions(self, now: float, openid=None, user_id=None,
+    async def identities_with_unionid(self, unionid: str) -> list[tuple[str, str]]:
+        return [tuple(key.split(":", 1)) for key, user in self._users.items()
+                if user.unionid == unionid]
+
+    async def bind_unionid(self, unionid: str, user_id: str, now: float) -> None:
+        self._unionid_bindings[unionid] = Binding(user_id, now)
+
+    async def unbind_unionid(self, unionid: str) -> bool:
+        return self._unionid_bindings.pop(unionid, None) is not None
+
+    async def unionid_binding(self, unionid: str) -> Binding | None:
+        return self._unionid_bindings.get(unionid)
+
+    async def list_sessions(self, now: float, app=None, openid=None, user_id=None, unionid=None,
                             limit: int = 1000) -> list[SessionRecord]:
-        live = [self._sessions[sid] for sid in self._matching(openid, user_id)
+        live = [self._sessions[sid] for sid in self._matching(app, openid, user_id, unionid)
                 if self._sessions[sid].expires_at > now]
         live.sort(key=lambda record: record.created_at)
         return copy.deepcopy(live[:limit])
 
-    async def delete_sessions(self, openid=None, user_id=None) -> int:
-        doomed = self._matching(openid, user_id)
+    async def delete_sessions(self, app=None, openid=None, user_id=None, unionid=None) -> int:
+        doomed = self._matching(app, openid, user_id, unionid)
         for sid in doomed:
             del self._sessions[sid]
         return len(doomed)
@@ -220,7 +243,7 @@ class MemoryStore(SessionStore):
 
     def _prune_users(self) -> None:
         """Forget users with no session left and no binding: nothing of theirs is needed."""
-        owners = {record.openid for record in self._sessions.values()}
-        for openid in [openid for openid, user in self._users.items()
-                       if user.binding is None and openid not in owners]:
-            del self._users[openid]
+        owners = {user_key(record.app, record.openid) for record in self._sessions.values()}
+        for key in [key for key, user in self._users.items()
+                    if user.binding is None and key not in owners]:
+            del self._users[key]

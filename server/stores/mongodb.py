@@ -6,16 +6,17 @@ until 2027-05-14); switching means changing the import and the client constructo
 
 Collections:
 
-- ``sessions``: ``{_id: storage key, openid, unionid, created_at, touched_at, expires_at,
+- ``sessions``: ``{_id: storage key, app, openid, unionid, created_at, touched_at, expires_at,
   data, data_version, handle, generation}``; the storage key is a SHA-256 of the session id, so the
-  collection holds no usable id, indexed on ``openid``, ``handle`` and on ``expires_at`` (a TTL
+  collection holds no usable id, indexed on ``(app, openid)``, ``unionid``, ``user_id``, ``handle`` and on ``expires_at`` (a TTL
   index where the server has them, so MongoDB deletes expired sessions itself; FerretDB 1.x
   answers NotImplemented, and the server then purges periodically).
-- ``users``: one document per openid: ``{_id: openid, session_key (sealed), unionid,
-  login_at, recent_session_id, recent_sealed_id, recent_at, generation}``. The ``recent_*``
+- ``users``: one document per identity: ``{_id: "<app>:<openid>", app, openid,
+  session_key (sealed), unionid, user_id, bound_at, login_at, recent_session_id, recent_sealed_id, recent_at, generation}``. The ``recent_*``
   fields make concurrent logins converge: the session is claimed with a compare-and-set on that
   single document, and ``recent_sealed_id`` (the raw id, AES-GCM sealed) lets later logins in
   the reuse window be handed the same id.
+- ``unionid_bindings``: ``{_id: unionid, user_id, bound_at}``: a person bound across apps.
 - ``revoked_handles``: ``{_id: handle, expires_at}``, an hour-long trace of each revoke by
   handle.
 - ``locks``: only on servers whose updates are not atomic (below).
@@ -36,8 +37,11 @@ MongoDB a data write and a concurrent expiry slide never undo each other. Ferret
 an update as "read the document, change it, write it all back" with no check in between, so
 two concurrent updates of one document can lose one of them (and a compare-and-set can succeed
 twice). Its unique ``_id`` on insert *is* enforced atomically, so on FerretDB writes to one
-document are serialized by inserting a lock document ``{_id: key}`` first and deleting it
-after. MongoDB itself never takes these locks.
+document are serialized with lock documents (``server/stores/ferretdb_lock.py``). MongoDB
+itself never takes these locks.
+
+The driver client is built by :func:`mongodb_client` and passed in; the store closes it with
+:meth:`MongoStore.close`.
 """
 
 import asyncio
@@ -46,8 +50,7 @@ import functools
 import logging
 import random
 import re
-import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from motor.motor_asyncio import AsyncIOMotorClient
 from pymongo import ReturnDocument
@@ -60,15 +63,17 @@ from pymongo.errors import (
 
 from server.errors import StoreUnavailable
 from server.read_batching import ReadBatcher
+from server.stores.ferretdb_lock import DocumentLocks
 from server.stores.base import (
     Binding,
     DataTooLarge,
     LoginOutcome,
     SessionRecord,
-    SessionStore,
+    Store,
     UserLogin,
     canonical_user_id,
     data_size,
+    user_key,
 )
 
 log = logging.getLogger("minisession.store")
@@ -121,49 +126,46 @@ def _guard(method):
     return wrapper
 
 
-class MongoStore(SessionStore):
-    """Sessions in MongoDB (or a compatible server such as FerretDB)."""
+def mongodb_client(uri: str, timeout: float) -> AsyncIOMotorClient:
+    """The driver client a :class:`MongoStore` is given: the one place it is configured.
 
-    def __init__(self, uri: str, database: str, timeout: float, read_batching: str = "auto"):
-        self._uri = uri
+    Every wait on MongoDB is bounded by the one configured timeout (CSOT), so a request never
+    hangs on a dead server: it answers 503 store_unavailable instead. No I/O happens here.
+    """
+    timeout_ms = max(1, int(timeout * 1000))
+    return AsyncIOMotorClient(uri, tz_aware=True, appname="minisession",
+                              serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
+                              timeoutMS=timeout_ms)
+
+
+class MongoStore(Store):
+    """Sessions and users in MongoDB (or a compatible server such as FerretDB)."""
+
+    def __init__(self, client: AsyncIOMotorClient, database: str, timeout: float,
+                 read_batching: str = "auto"):
+        """``client``: from :func:`mongodb_client`; ``timeout``: the same as its own."""
+        self._client = client
         self._read_batching = read_batching
         #: Session reads of one event-loop pass, sent as one query (None: one query per read).
         self._reads: ReadBatcher | None = None
         self._database_name = database
         self._timeout_ms = max(1, int(timeout * 1000))
-        # A lock is held for a few round trips, each bounded by the timeout: one older than
-        # this belongs to a process that died holding it, and may be broken.
-        self._stale_lock = timedelta(seconds=max(2.0, 4 * timeout))
-        # Locks this process may still hold because their release (or their acquisition's
-        # answer) was lost with the connection: released as soon as the store answers again.
-        self._unreleased: set[tuple[str, str]] = set()
-        self._client = None
+        db = client[database]
+        self._sessions = db["sessions"]
+        self._users = db["users"]
+        self._revoked_handles = db["revoked_handles"]
+        self._unionid_bindings = db["unionid_bindings"]
+        self._locks = DocumentLocks(db["locks"], timeout)
         self.needs_purge = False
         self.indexes_ready = False
         #: False on servers that do not apply single-document updates atomically (FerretDB).
         self.atomic_updates = True
-
-    def _connect(self) -> None:
-        # Every wait on MongoDB is bounded by the one configured timeout (CSOT), so a request
-        # never hangs on a dead server: it answers 503 store_unavailable instead.
-        self._client = AsyncIOMotorClient(
-            self._uri, tz_aware=True, appname="minisession",
-            serverSelectionTimeoutMS=self._timeout_ms, connectTimeoutMS=self._timeout_ms,
-            timeoutMS=self._timeout_ms,
-        )
-        db = self._client[self._database_name]
-        self._sessions = db["sessions"]
-        self._users = db["users"]
-        self._locks = db["locks"]
-        self._revoked_handles = db["revoked_handles"]
 
     @_guard
     async def open(self) -> None:
         """Connect and create the indexes (``_guard`` does it on first use of any method)."""
 
     async def _open(self) -> None:
-        if self._client is None:
-            self._connect()
         await self._ensure_indexes()
 
     async def _ensure_indexes(self) -> None:
@@ -178,8 +180,10 @@ class MongoStore(SessionStore):
         in_scans = ferretdb is not None and ferretdb.lstrip("v").startswith("1.")
         batch = {"on": True, "off": False}.get(self._read_batching, not in_scans)
         self._reads = ReadBatcher(self._find_sessions) if batch else None
-        await self._sessions.create_index("openid")
+        await self._sessions.create_index([("app", 1), ("openid", 1)])
+        await self._sessions.create_index("unionid")
         await self._sessions.create_index("user_id")
+        await self._users.create_index("unionid")
         await self._sessions.create_index("handle")
         try:
             for collection in (self._sessions, self._revoked_handles):
@@ -195,6 +199,11 @@ class MongoStore(SessionStore):
             log.warning("this MongoDB server does not implement TTL indexes (FerretDB 1.x): "
                         "expired sessions are purged every store.purge_interval seconds instead")
         self.indexes_ready = True
+        if await self._sessions.find_one({"app": {"$exists": False}}, {"_id": 1}) is not None \
+                or await self._users.find_one({"app": {"$exists": False}}, {"_id": 1}):
+            log.error("this database holds records of the version before apps: run "
+                      "'minisession migrate --config <file>' once; until then their sessions "
+                      "do not authenticate")
 
     @_guard
     async def drop(self) -> None:
@@ -203,10 +212,8 @@ class MongoStore(SessionStore):
         self.indexes_ready = False
 
     async def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-            self.indexes_ready = False
+        self._client.close()
+        self.indexes_ready = False
 
     @_guard
     async def ping(self) -> None:
@@ -218,49 +225,15 @@ class MongoStore(SessionStore):
         if self.atomic_updates:
             yield
             return
-        if self._unreleased:
-            await self._release_unreleased()
-        owner = uuid.uuid4().hex
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._timeout_ms / 1000
-        pause = 0.001
-        while True:
-            try:
-                await self._locks.insert_one(
-                    {"_id": key, "owner": owner, "at": datetime.now(UTC)})
-                break
-            except DuplicateKeyError:
-                held = await self._locks.find_one({"_id": key})
-                if held is not None and held["at"] < datetime.now(UTC) - self._stale_lock:
-                    await self._locks.delete_one({"_id": key, "owner": held["owner"]})
-                    continue
-                if loop.time() > deadline:
-                    raise StoreUnavailable("the session is busy, try again") from None
-                await asyncio.sleep(pause * (0.5 + random.random()))
-                pause = min(pause * 2, 0.05)
-            except PyMongoError:
-                # The insert may have been applied before its answer was lost.
-                self._unreleased.add((key, owner))
-                raise
-        try:
+        async with self._locks.hold(key):
             yield
-        finally:
-            try:
-                await self._locks.delete_one({"_id": key, "owner": owner})
-            except PyMongoError:
-                self._unreleased.add((key, owner))
-                log.warning("could not release a write lock; releasing it when the store is back")
-
-    async def _release_unreleased(self) -> None:
-        for key, owner in list(self._unreleased):
-            # Only ever our own lock: the owner is part of the filter.
-            await self._locks.delete_one({"_id": key, "owner": owner})
-            self._unreleased.discard((key, owner))
 
     @staticmethod
-    def _record(doc: dict) -> SessionRecord:
+    def _record(doc: dict) -> SessionRecord | None:
+        if "app" not in doc:
+            return None  # written before apps existed, not migrated yet: no identity to give
         return SessionRecord(
-            id=doc["_id"], openid=doc["openid"], unionid=doc.get("unionid"),
+            id=doc["_id"], app=doc["app"], openid=doc["openid"], unionid=doc.get("unionid"),
             created_at=doc["created_at"].timestamp(), touched_at=doc["touched_at"].timestamp(),
             expires_at=doc["expires_at"].timestamp(), data=doc.get("data") or {},
             user_id=canonical_user_id(doc.get("user_id")), client_ip=doc.get("client_ip"),
@@ -273,7 +246,8 @@ class MongoStore(SessionStore):
     def _document(record: SessionRecord, user: dict | None = None) -> dict:
         """A new session of ``user`` (its document as read), at its revocation generation."""
         return {
-            "_id": record.id, "openid": record.openid, "unionid": record.unionid,
+            "_id": record.id, "app": record.app, "openid": record.openid,
+            "unionid": record.unionid,
             "created_at": _dt(record.created_at), "touched_at": _dt(record.touched_at),
             "expires_at": _dt(record.expires_at), "data": record.data,
             "user_id": record.user_id, "client_ip": record.client_ip,
@@ -282,13 +256,14 @@ class MongoStore(SessionStore):
         }
 
     async def _record_login(self, login: UserLogin, now: float) -> dict:
-        fields = {"session_key": login.sealed_session_key, "login_at": _dt(now)}
+        fields = {"app": login.app, "openid": login.openid,
+                  "session_key": login.sealed_session_key, "login_at": _dt(now)}
         if login.unionid is not None:
             fields["unionid"] = login.unionid
         for _ in range(2):
             try:
                 return await self._users.find_one_and_update(
-                    {"_id": login.openid}, {"$set": fields}, upsert=True,
+                    {"_id": user_key(login.app, login.openid)}, {"$set": fields}, upsert=True,
                     return_document=ReturnDocument.AFTER,
                 )
             except DuplicateKeyError:
@@ -299,24 +274,25 @@ class MongoStore(SessionStore):
     @_guard
     async def login(self, login: UserLogin, candidate: SessionRecord, reuse_since: float | None,
                     now: float) -> LoginOutcome:
-        async with self._exclusive("user:" + login.openid):
+        async with self._exclusive("user:" + user_key(login.app, login.openid)):
             outcome = await self._login(login, candidate, reuse_since, now)
         if not outcome.reused and self.atomic_updates:
             # A bind may have run between reading the user and inserting the session (on
             # FerretDB the user lock keeps binds out instead).
-            await self._sync_binding(login.openid, seen=outcome.record.user_id)
+            await self._sync_binding(login.app, login.openid, seen=outcome.record.user_id)
         return outcome
 
     async def _login(self, login: UserLogin, candidate: SessionRecord,
                      reuse_since: float | None, now: float) -> LoginOutcome:
         user = await self._record_login(login, now)
+        key = user["_id"]
         candidate.user_id = canonical_user_id(user.get("user_id"))
         claim = {"recent_session_id": candidate.id, "recent_sealed_id": login.sealed_session_id,
                  "recent_at": _dt(now)}
         mine = LoginOutcome(candidate, False, login.sealed_session_id)
         if reuse_since is None:
             await self._sessions.insert_one(self._document(candidate, user))
-            await self._users.update_one({"_id": login.openid}, {"$set": claim})
+            await self._users.update_one({"_id": key}, {"$set": claim})
             return mine
 
         inserted = False
@@ -325,7 +301,8 @@ class MongoStore(SessionStore):
             recent_at = user.get("recent_at")
             if recent_id and recent_at is not None and recent_at.timestamp() >= reuse_since:
                 recent = await self._sessions.find_one({"_id": recent_id})
-                if recent is not None and recent["expires_at"].timestamp() > now:
+                if recent is not None and "app" in recent \
+                        and recent["expires_at"].timestamp() > now:
                     if inserted:
                         await self._sessions.delete_one({"_id": candidate.id})
                     return LoginOutcome(self._record(recent), True,
@@ -335,11 +312,11 @@ class MongoStore(SessionStore):
                 await self._sessions.insert_one(self._document(candidate, user))
                 inserted = True
             claimed = await self._users.update_one(
-                {"_id": login.openid, "recent_session_id": recent_id}, {"$set": claim})
+                {"_id": key, "recent_session_id": recent_id}, {"$set": claim})
             if claimed.matched_count == 1:
                 return mine
             # Someone else claimed first: read their claim and reuse it.
-            user = await self._users.find_one({"_id": login.openid}) or {}
+            user = await self._users.find_one({"_id": key}) or {}
         await self._sessions.delete_one({"_id": candidate.id})
         raise StoreUnavailable("too many concurrent logins for this user, try again")
 
@@ -429,8 +406,8 @@ class MongoStore(SessionStore):
             pause = min(pause * 2, 0.05)
 
     @_guard
-    async def session_key(self, openid: str) -> str | None:
-        doc = await self._users.find_one({"_id": openid}, {"session_key": 1})
+    async def session_key(self, app: str, openid: str) -> str | None:
+        doc = await self._users.find_one({"_id": user_key(app, openid)}, {"session_key": 1})
         return doc.get("session_key") if doc else None
 
     @_guard
@@ -449,25 +426,27 @@ class MongoStore(SessionStore):
             await self._sessions.delete_one({"_id": new_id})
             return None
         # A bind that ran while the session was between ids did not see it.
-        doc["user_id"] = await self._sync_binding(doc["openid"], seen=doc.get("user_id"))
+        doc["user_id"] = await self._sync_binding(doc["app"], doc["openid"],
+                                                  seen=doc.get("user_id"))
         return self._record(doc)
 
     async def _revoked_since_issued(self, doc: dict) -> bool:
-        user = await self._users.find_one({"_id": doc["openid"]}, {"generation": 1})
+        user = await self._users.find_one({"_id": user_key(doc["app"], doc["openid"])},
+                                          {"generation": 1})
         if (user or {}).get("generation", 0) != doc.get("generation", 0):
             return True
         return await self._revoked_handles.find_one({"_id": doc["handle"]}) is not None
 
     # -- bindings and revocation ---------------------------------------------------------------
 
-    async def _bound_user_id(self, openid: str):
-        user = await self._users.find_one({"_id": openid}, {"user_id": 1})
+    async def _bound_user_id(self, app: str, openid: str):
+        user = await self._users.find_one({"_id": user_key(app, openid)}, {"user_id": 1})
         # Canonical, so sessions copied from an integer binding of earlier versions turn into
         # strings at the next sync.
         return canonical_user_id((user or {}).get("user_id"))
 
-    async def _sync_binding(self, openid: str, seen=...):
-        """Make every session of ``openid`` carry the user's current ``user_id``; return it.
+    async def _sync_binding(self, app: str, openid: str, seen=...):
+        """Make every session of the identity carry the user's current ``user_id``; return it.
 
         The binding lives in the user's document and is copied into sessions so that reading a
         session stays one query. Whoever changes either side calls this afterwards; it repeats
@@ -475,11 +454,11 @@ class MongoStore(SessionStore):
         unbinds, logins and renames all end with every copy equal to the binding.
         ``seen``: the user_id the caller just wrote into a session, to skip work when current.
         """
-        user_id = await self._bound_user_id(openid)
+        user_id = await self._bound_user_id(app, openid)
         for _ in range(_SYNC_ATTEMPTS):
             if seen is not ... and seen == user_id:
                 return user_id
-            stale = {"openid": openid, "user_id": {"$ne": user_id}}
+            stale = {"app": app, "openid": openid, "user_id": {"$ne": user_id}}
             if self.atomic_updates:
                 await self._sessions.update_many(stale, {"$set": {"user_id": user_id}})
             else:
@@ -487,69 +466,97 @@ class MongoStore(SessionStore):
                     async with self._exclusive(doc["_id"]):
                         await self._sessions.update_one({"_id": doc["_id"]},
                                                         {"$set": {"user_id": user_id}})
-            seen, user_id = user_id, await self._bound_user_id(openid)
+            seen, user_id = user_id, await self._bound_user_id(app, openid)
         raise StoreUnavailable("the binding is changing too fast, try again")
 
-    async def _set_binding(self, openid: str, update: dict) -> dict | None:
+    async def _set_binding(self, app: str, openid: str, update: dict) -> dict | None:
         for _ in range(2):
             try:
                 return await self._users.find_one_and_update(
-                    {"_id": openid}, update, upsert="$set" in update,
+                    {"_id": user_key(app, openid)}, update, upsert="$set" in update,
                     return_document=ReturnDocument.BEFORE)
             except DuplicateKeyError:
                 continue  # raced another first write of this user; now it exists
         raise StoreUnavailable("the user record could not be written, try again")
 
     @_guard
-    async def bind(self, openid: str, user_id, now: float) -> None:
-        async with self._exclusive("user:" + openid):
-            await self._set_binding(openid, {"$set": {"user_id": user_id, "bound_at": _dt(now)}})
-            await self._sync_binding(openid)
+    async def bind(self, app: str, openid: str, user_id, now: float) -> None:
+        async with self._exclusive("user:" + user_key(app, openid)):
+            await self._set_binding(app, openid, {"$set": {
+                "app": app, "openid": openid, "user_id": user_id, "bound_at": _dt(now)}})
+            await self._sync_binding(app, openid)
 
     @_guard
-    async def unbind(self, openid: str) -> bool:
-        async with self._exclusive("user:" + openid):
-            before = await self._set_binding(openid, {"$unset": {"user_id": "", "bound_at": ""}})
-            await self._sync_binding(openid)
+    async def unbind(self, app: str, openid: str) -> bool:
+        async with self._exclusive("user:" + user_key(app, openid)):
+            before = await self._set_binding(app, openid,
+                                             {"$unset": {"user_id": "", "bound_at": ""}})
+            await self._sync_binding(app, openid)
         return before is not None and before.get("user_id") is not None
 
     @_guard
-    async def binding(self, openid: str) -> Binding | None:
-        user = await self._users.find_one({"_id": openid}, {"user_id": 1, "bound_at": 1})
+    async def binding(self, app: str, openid: str) -> Binding | None:
+        user = await self._users.find_one({"_id": user_key(app, openid)},
+                                          {"user_id": 1, "bound_at": 1})
         if not user or user.get("user_id") is None:
             return None
         return Binding(canonical_user_id(user["user_id"]), user["bound_at"].timestamp())
 
+    @_guard
+    async def identities_with_unionid(self, unionid: str) -> list[tuple[str, str]]:
+        cursor = self._users.find({"unionid": unionid}, {"app": 1, "openid": 1})
+        return [(doc["app"], doc["openid"]) async for doc in cursor]
+
+    @_guard
+    async def bind_unionid(self, unionid: str, user_id: str, now: float) -> None:
+        # One document, one replace: atomic on FerretDB too.
+        await self._unionid_bindings.replace_one(
+            {"_id": unionid}, {"user_id": user_id, "bound_at": _dt(now)}, upsert=True)
+
+    @_guard
+    async def unbind_unionid(self, unionid: str) -> bool:
+        return (await self._unionid_bindings.delete_one({"_id": unionid})).deleted_count == 1
+
+    @_guard
+    async def unionid_binding(self, unionid: str) -> Binding | None:
+        doc = await self._unionid_bindings.find_one({"_id": unionid})
+        if doc is None:
+            return None
+        return Binding(canonical_user_id(doc["user_id"]), doc["bound_at"].timestamp())
+
     @staticmethod
-    def _owner_filter(openid, user_id) -> dict:
-        if openid is None and user_id is None:
-            raise ValueError("an openid or a user_id is required")  # never "every session"
+    def _owner_filter(app, openid, user_id, unionid) -> dict:
+        if openid is None and user_id is None and unionid is None:
+            raise ValueError("an openid, user_id or unionid is required")  # never "every session"
+        if openid is not None and app is None:
+            raise ValueError("an openid names an identity only with its app")
         query = {}
-        if openid is not None:
-            query["openid"] = openid
+        for name, value in (("app", app), ("openid", openid), ("unionid", unionid)):
+            if value is not None:
+                query[name] = value
         if user_id is not None:
             query["user_id"] = _stored_user_id(user_id)
         return query
 
     @_guard
-    async def list_sessions(self, now: float, openid=None, user_id=None,
+    async def list_sessions(self, now: float, app=None, openid=None, user_id=None, unionid=None,
                             limit: int = 1000) -> list[SessionRecord]:
-        query = self._owner_filter(openid, user_id) | {"expires_at": {"$gt": _dt(now)}}
+        query = self._owner_filter(app, openid, user_id, unionid) | {"expires_at": {"$gt": _dt(now)}}
         cursor = self._sessions.find(query).sort("created_at", 1).limit(limit)
-        return [self._record(doc) async for doc in cursor]
+        return [record async for doc in cursor if (record := self._record(doc)) is not None]
 
     @_guard
-    async def delete_sessions(self, openid=None, user_id=None) -> int:
-        query = self._owner_filter(openid, user_id)
+    async def delete_sessions(self, app=None, openid=None, user_id=None, unionid=None) -> int:
+        query = self._owner_filter(app, openid, user_id, unionid)
         # The mark first, so a rename that the delete misses finds it (see the module doc).
         if openid is not None:
-            owners = {openid}
+            owners = {user_key(app, openid)}
         else:
             owners = {doc["_id"] async for doc in self._users.find(query, {"_id": 1})}
             # Owners of sessions whose copy of the binding is stale, too. (Not distinct():
             # FerretDB refuses it with a time limit.)
-            stale = self._sessions.find(query, {"openid": 1})
-            owners.update([doc["openid"] async for doc in stale])
+            stale = self._sessions.find(query, {"app": 1, "openid": 1})
+            owners.update([user_key(doc["app"], doc["openid"]) async for doc in stale])
         for owner in owners:
             async with self._exclusive("user:" + owner):
                 await self._users.update_one({"_id": owner}, {"$inc": {"generation": 1}})
@@ -567,6 +574,48 @@ class MongoStore(SessionStore):
             pass  # a concurrent revoke of the same handle made the mark
         result = await self._sessions.delete_many({"$or": [{"handle": handle}, {"_id": handle}]})
         return result.deleted_count > 0
+
+    # -- upgrade -------------------------------------------------------------------------------
+
+    @_guard
+    async def migrate_legacy(self, app: str, reseal) -> tuple[int, int]:
+        """Give the records written before apps existed to ``app``; (users, sessions) moved.
+
+        A user's document moves from ``_id: openid`` to ``_id: "<app>:<openid>"``, its sealed
+        values resealed for their new associated data by ``reseal(purpose, openid, sealed)``
+        (None: it no longer opens, and is dropped). Safe to run again, and while servers run.
+        """
+        # Sessions first: a migrated user's recent session is then never one without an app.
+        result = await self._sessions.update_many({"app": {"$exists": False}},
+                                                  {"$set": {"app": app}})
+        users = 0
+        async for doc in self._users.find({"app": {"$exists": False}}):
+            await self._adopt_user(app, doc, reseal)
+            users += 1
+        return users, result.modified_count
+
+    async def _adopt_user(self, app: str, doc: dict, reseal) -> None:
+        openid = doc.pop("_id")
+        key = user_key(app, openid)
+        for name, purpose in (("session_key", "session_key"), ("recent_sealed_id", "session_id")):
+            if name in doc:
+                doc[name] = reseal(purpose, openid, doc[name])
+                if doc[name] is None:
+                    del doc[name]
+        if "recent_sealed_id" not in doc:
+            for name in ("recent_session_id", "recent_at"):
+                doc.pop(name, None)  # a recent session that cannot be handed out again
+        async with self._exclusive("user:" + key):
+            try:
+                await self._users.insert_one({"_id": key, "app": app, "openid": openid, **doc})
+            except DuplicateKeyError:
+                # The identity logged in since the upgrade: its new record stays, and takes
+                # the old binding if it has none.
+                if doc.get("user_id") is not None:
+                    await self._users.update_one(
+                        {"_id": key, "user_id": None},
+                        {"$set": {"user_id": doc["user_id"], "bound_at": doc.get("bound_at")}})
+            await self._users.delete_one({"_id": openid, "app": {"$exists": False}})
 
     @_guard
     async def purge_expired(self, now: float) -> int:
