@@ -6,7 +6,6 @@ headers), which ``handlers.base.ApiHandler`` renders as ``{"error": code, "messa
 """
 
 from server.errors import (
-    ApiError,
     AppRequired,
     DataTooLarge,
     DomainError,
@@ -19,6 +18,24 @@ from server.errors import (
 from server.platforms import ProviderError
 
 __all__ = ["ApiError", "api_error"]
+
+
+class ApiError(DomainError):
+    """An error already in the client's terms: status, code, message, headers.
+
+    For the handlers' own HTTP checks (framing, API keys, unknown paths), and what
+    :func:`api_error` makes of every domain error.
+    """
+
+    def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
+        self.status = status
+        self.code = code
+        self.headers = headers or {}
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.code}: {self.message}"
+
 
 #: Status of each kind of domain error (the first class in the exception's MRO found here).
 _STATUS: dict[type, int] = {

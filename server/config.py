@@ -625,7 +625,7 @@ def _check_api_base(app: AppConfig, key: str, host_is_public: bool, notices: lis
     if host_is_public:
         notices.append(f"{key}: plain http:// to this machine while server.host is public; "
                        f"fine for a local egress proxy, but the fake platform server "
-                       f"(minisession fake-wechat) lets anyone log in as anyone")
+                       f"(minisession fake-platforms) lets anyone log in as anyone")
 
 
 def _env_list(environ: Mapping[str, str], name: str) -> tuple[str, ...]:

@@ -90,23 +90,3 @@ class StoreUnavailable(DomainError):
 
     code = "store_unavailable"
     default_message = "the session store is unreachable, try again shortly"
-
-
-# -- transitional ---------------------------------------------------------------------------
-
-class ApiError(DomainError):
-    """An error already in the client's terms: status, code, message, headers.
-
-    For the handlers' own HTTP checks (framing, API keys, unknown paths), and for the login
-    providers of ``server/login`` until ``server/platforms`` (which raises ``ProviderError``
-    with generic codes) replaces them.
-    """
-
-    def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
-        self.status = status
-        self.code = code
-        self.headers = headers or {}
-        super().__init__(message)
-
-    def __str__(self) -> str:
-        return f"{self.status} {self.code}: {self.message}"

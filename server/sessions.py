@@ -453,7 +453,7 @@ def validate_code(code) -> str:
     if code is None or code == "":
         raise InvalidInput("missing_code", "send the code from wx.login() as 'code'")
     if not isinstance(code, str) or len(code) > MAX_CODE_LENGTH or not code.isprintable():
-        raise InvalidInput("invalid_code",
+        raise InvalidInput("code_invalid",
                        f"a login code is a printable string of at most {MAX_CODE_LENGTH} characters")
     return code
 

@@ -89,7 +89,7 @@ async def test_other_json_bodies_refuse_lone_surrogates_with_a_400(client, caplo
     caplog.set_level(logging.DEBUG)
     admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
     login = await client.request("POST", "/login", body='{"code": "dev:a\\ud800"}')
-    assert (login.code, login.json["error"]) == (400, "invalid_code")
+    assert (login.code, login.json["error"]) == (400, "code_invalid")
     bind = await client.request("PUT", "/admin/bindings/alice", headers=admin,
                                 body='{"user_id": "u\\ud800"}')
     assert (bind.code, bind.json["error"]) == (400, "invalid_user_id")
