@@ -75,7 +75,7 @@ def _serve_metrics(sockets):
         return None
     from tornado.httpserver import HTTPServer
 
-    from server.metrics import make_metrics_app
+    from handlers.metrics import make_metrics_app
 
     metrics_http = HTTPServer(make_metrics_app())
     metrics_http.add_sockets(sockets)

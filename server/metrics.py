@@ -12,14 +12,11 @@ figures to a shared directory and any worker answering a scrape reports all of t
 
 import os
 
-import tornado.web
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
     Counter,
     Histogram,
-    generate_latest,
     multiprocess,
 )
 
@@ -97,23 +94,10 @@ def count_expired(how: str, sessions: int = 1) -> None:
         SESSIONS_EXPIRED.labels(how).inc(sessions)
 
 
-def _registry() -> CollectorRegistry:
+def registry() -> CollectorRegistry:
+    """What a scrape reports: this process's figures, or every worker's when there are several."""
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         return REGISTRY  # one process: its own figures (plus process and Python metrics)
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)  # every worker's files, summed
     return registry
-
-
-class MetricsHandler(tornado.web.RequestHandler):
-    """``GET /metrics`` in Prometheus' text format."""
-
-    def get(self) -> None:
-        self.set_header("Content-Type", CONTENT_TYPE_LATEST)
-        self.write(generate_latest(self.application.settings["metrics_registry"]))
-
-
-def make_metrics_app() -> tornado.web.Application:
-    """The metrics listener's application: ``/metrics`` and nothing else (404)."""
-    return tornado.web.Application([(r"/metrics", MetricsHandler)],
-                                   metrics_registry=_registry(), log_function=lambda _: None)

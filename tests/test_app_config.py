@@ -123,8 +123,9 @@ def test_alipay_keys_from_a_file_or_the_environment_checked_as_pem(tmp_path):
         private, public)
     assert config.apps["pay"].api_base == "https://openapi.alipay.com"
     assert private not in repr(config)
-    with pytest.raises(NotImplementedError, match="apps.pay: platform 'alipay'"):
-        make_providers(config)  # the platform modules come with server/platforms (issue 12)
+    pay = make_providers(config)["pay"]  # the keys load into the Alipay provider
+    assert (pay.name, pay.credentials.name, pay.credentials.appid) == (
+        "alipay", "pay", "2021000000000000")
 
     assert "apps.pay.alipay_public_key: required for platform 'alipay'" in error(
         with_apps({"pay": app}))

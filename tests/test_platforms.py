@@ -27,7 +27,7 @@ from server.fakes.kuaishou import FakeKuaishou
 from server.fakes.wechat import FakeQQ, FakeWeChat
 from server.platforms import PLATFORMS, AppCredentials, ProviderError, make_provider
 from server.platforms.alipay import top_level_members
-from tests.conftest import make_config, on_both_stores
+from tests.conftest import on_both_stores
 from devtools.processes import _Process
 
 APPID = "fake-appid-0123"
@@ -342,9 +342,10 @@ def login_platform():
 
 @pytest.fixture
 def server(config, store, clock, io_loop, login_platform, fake_base, alipay_keys):
-    """minisession with one app, "shop", on ``login_platform`` (served by the fakes)."""
+    """minisession with one app on ``login_platform`` (served by the fakes), its provider
+    configured as app "shop" (the name its warnings give)."""
     provider = make_provider(credentials(login_platform, fake_base, alipay_keys))
-    instance = Minisession(config, clock=clock, store=store, provider=provider)
+    instance = Minisession(config, clock=clock, store=store, providers={"default": provider})
     io_loop.run_sync(instance.start)
     yield instance
     io_loop.run_sync(instance.stop)
@@ -358,7 +359,7 @@ async def test_douyin_login_through_minisession_keeps_the_session_key_server_sid
     assert response.code == 200 and response.json["openid"] == "frank"
     issued = fakes["douyin"].session_keys["frank"][-1]
     assert issued not in response.body.decode() and issued not in str(response.headers)
-    assert await server.service.session_key("frank") == issued
+    assert await server.service.session_key("default", "frank") == issued
 
 
 @pytest.mark.parametrize("login_platform", ["qq", "baidu", "kuaishou"])

@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-import pytest
 from pymongo import MongoClient
 
 from server.app import Minisession
