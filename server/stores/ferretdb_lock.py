@@ -18,7 +18,7 @@ import random
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
 
 from server.errors import StoreUnavailable
 
@@ -46,12 +46,26 @@ class DocumentLocks:
         await self._acquire(key, owner)
         try:
             yield
-        finally:
-            try:
-                await self._locks.delete_one({"_id": key, "owner": owner})
-            except PyMongoError:
+        except PyMongoError as exc:
+            if isinstance(exc, ConnectionFailure) or exc.timeout:
+                # The store is gone: a release now would only wait out another timeout before
+                # the client hears of it. Released when the store answers again.
                 self._unreleased.add((key, owner))
-                log.warning("could not release a write lock; releasing it when the store is back")
+                raise
+            await self._release(key, owner)
+            raise
+        except BaseException:
+            await self._release(key, owner)
+            raise
+        else:
+            await self._release(key, owner)
+
+    async def _release(self, key: str, owner: str) -> None:
+        try:
+            await self._locks.delete_one({"_id": key, "owner": owner})
+        except PyMongoError:
+            self._unreleased.add((key, owner))
+            log.warning("could not release a write lock; releasing it when the store is back")
 
     async def _acquire(self, key: str, owner: str) -> None:
         loop = asyncio.get_running_loop()
