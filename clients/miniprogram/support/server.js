@@ -19,16 +19,19 @@ function toml(config) {
     Object.entries(table).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join('\n')).join('\n\n') + '\n';
 }
 
-async function startServer(session = {}) {
+// `apps`: {name: {platform: 'dev', ...}} serves those apps (at /login/{name}) instead of the
+// one-app `[login] provider = "dev"`.
+async function startServer(session = {}, apps = null) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'minisession-client-'));
   const config = {
     server: { host: '127.0.0.1', port: 0 },
     session: Object.assign({ secrets: [crypto.randomBytes(32).toString('hex')] }, session),
     store: { backend: 'memory' },
     // Tests log in often from one address: no login rate limit.
-    login: { provider: 'dev', rate_per_address: 0, rate_overall: 0 },
+    login: Object.assign({ rate_per_address: 0, rate_overall: 0 }, apps ? {} : { provider: 'dev' }),
     log: { level: 'info' },
   };
+  for (const [name, app] of Object.entries(apps || {})) config['apps.' + name] = app;
   const configPath = path.join(dir, 'server.toml');
   const logPath = path.join(dir, 'server.log');
   fs.writeFileSync(configPath, toml(config));

@@ -338,7 +338,7 @@ test('request shape: phone(code) and decrypt() POST JSON with the session header
 test('request shape: the app option logs in at /login/{app}, and a custom header name is used', async () => {
   const host = standIn('wx', { code: newUser() });
   const ms = client(host, { app: 'shop/ä', header: 'X-Shop-Session' });
-  // This server has no /login/{app} route: the request it got is what is checked.
+  // This one-app server serves no app of that name (apps.test.js logs in to real apps).
   await assert.rejects(ms.login(), { status: 404 });
   assert.equal(host.standIn.log[0].method, 'POST');
   assert.equal(host.standIn.log[0].path, '/login/shop%2F%C3%A4');
