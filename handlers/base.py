@@ -200,21 +200,21 @@ class ApiHandler(tornado.web.RequestHandler):
 
     def request_summary(self) -> str:
         # Tornado puts this in its warnings ("400 GET /login?code=%ff ..."); like the access
-        # log, leave out the query string, which may hold a login code.
-        return f"{self.request.method} {self.request.path} ({self.request.remote_ip})"
+        # log, the route only: no query string (a login code), no path argument (an openid).
+        return f"{self.request.method} {loggable_route(self)} ({self.request.remote_ip})"
 
     def log_exception(self, typ, value, tb) -> None:
         if isinstance(value, ProviderError) and value.code == "platform_misconfigured":
             # Only the operator can fix this: name the app (never its credentials).
             log.warning("%s %s: the platform refused app %r's credentials; check its "
-                        "appid, secret and keys", self.request.method, self.request.path,
+                        "appid, secret and keys", self.request.method, loggable_route(self),
                         value.app)
             return
         if isinstance(value, DomainError):
             # Client errors are answers, not incidents; 5xx ones are logged (no traceback).
             value = api_error(value)
             if value.status >= 500:
-                log.warning("%s %s -> %d %s", self.request.method, self.request.path,
+                log.warning("%s %s -> %d %s", self.request.method, loggable_route(self),
                             value.status, value.code)
             return
         if isinstance(value, tornado.web.HTTPError):
@@ -303,6 +303,21 @@ class ApiHandler(tornado.web.RequestHandler):
 
     def clear_session_cookie(self) -> None:
         self.set_session_cookie("", 0)
+
+
+def loggable_route(handler: tornado.web.RequestHandler) -> str:
+    """The route a request took, as log lines name it: never what the client put in the URL.
+
+    An unknown path is ``(no route)`` (a client may have pasted its id in it); a route's
+    arguments are ``{}`` (``/admin/apps/{}/bindings/{}``: an app and an openid); no query string.
+    """
+    if isinstance(handler, NotFoundHandler):
+        return "(no route)"
+    arguments = len(handler.path_args) + len(handler.path_kwargs)
+    if not arguments:
+        return handler.request.path
+    templates = handler.settings.get("route_templates", {})
+    return templates.get((type(handler), arguments), f"({type(handler).__name__})")
 
 
 class NotFoundHandler(ApiHandler):

@@ -15,7 +15,7 @@ from handlers.admin import (
     SessionsHandler,
     UnionidBindingHandler,
 )
-from handlers.base import NotFoundHandler
+from handlers.base import NotFoundHandler, loggable_route
 from handlers.health import HealthHandler, ReadyHandler
 from handlers.session import (
     LoginHandler,
@@ -106,7 +106,7 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
     request = handler.request
     status = handler.get_status()
     level = logging.INFO if status < 500 else logging.WARNING
-    route, duration_ms = _route_of(handler), round(1000.0 * request.request_time(), 1)
+    route, duration_ms = loggable_route(handler), round(1000.0 * request.request_time(), 1)
     # The app the request was for, once known to be one we serve (a configured name, never
     # what a client typed); never the openid.
     app = getattr(handler, "log_app", None)
@@ -121,17 +121,11 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
     metrics.observe_request(request.method, route, status, request.request_time())
 
 
-def _route_of(handler: tornado.web.RequestHandler) -> str:
-    if isinstance(handler, NotFoundHandler):
-        return "(no route)"
-    if handler.path_args or handler.path_kwargs:
-        return _ROUTE_TEMPLATES.get(type(handler), f"({type(handler).__name__})")
-    return handler.request.path
-
-
-#: Each route that takes arguments, as logged: "/admin/bindings/([^/]+)" -> "/admin/bindings/{}".
-_ROUTE_TEMPLATES = {handler: re.sub(r"\([^)]*\)", "{}", pattern)
-                    for pattern, handler in ROUTES if "(" in pattern}
+def route_templates(routes) -> dict:
+    """Each route that takes arguments, as logged, by (handler, number of arguments):
+    ``/admin/apps/([^/]+)/bindings/([^/]+)`` -> ``/admin/apps/{}/bindings/{}``."""
+    return {(handler, pattern.count("(")): re.sub(r"\([^)]*\)", "{}", pattern)
+            for pattern, handler, *_ in routes if isinstance(pattern, str) and "(" in pattern}
 
 
 class Minisession:
@@ -165,7 +159,7 @@ class Minisession:
         self.trusted_proxies = parse_networks(config.server.trusted_proxies)
         self.application = tornado.web.Application(
             [*extra_routes, *ROUTES], default_handler_class=NotFoundHandler,
-            log_function=log_request,
+            log_function=log_request, route_templates=route_templates([*extra_routes, *ROUTES]),
         )
         self.application.ctx = self
         self._maintenance: PeriodicCallback | None = None

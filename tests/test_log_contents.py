@@ -54,11 +54,15 @@ async def test_the_access_log_holds_no_path_a_client_or_an_admin_path_chose(clie
                                  headers=admin)).code == 200
     assert (await client.request("DELETE", f"/admin/sessions/{MARKER}-handle",
                                  headers=admin)).code == 404
+    assert (await client.request("GET", f"/admin/apps/default/bindings/{MARKER}-openid",
+                                 headers=admin)).code == 200
     access = [r.getMessage() for r in caplog.records if r.name == "minisession.access"]
     # Still useful to an operator: one line per request, with the route and the status.
-    assert len(access) == 6, access  # the login, then the five above
+    assert len(access) == 7, access  # the login, then the six above
     assert sum(line.startswith("404 GET (no route) ") for line in access) == 2, access
     assert sum(" /admin/bindings/{} " in line for line in access) == 2, access
     assert any(line.startswith("404 DELETE /admin/sessions/{} ") for line in access), access
+    # A route's template by its own pattern, not another route's of the same handler.
+    assert any(line.startswith("200 GET /admin/apps/{}/bindings/{} ") for line in access), access
     assert MARKER not in logged(caplog)
     assert token not in logged(caplog)
