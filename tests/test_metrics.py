@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from devtools.processes import FakePlatformsProcess, ServerProcess, server_config, wait_for
 from server.config import ConfigError
 from server.instrument import InstrumentedStore
-from server.stores.mongodb import MongoStore
+from server.stores.mongodb import MongoStore, mongodb_client
 from tests.conftest import make_config, on_both_stores, open_store
 from tests.test_admin import ADMIN, API_KEY
 
@@ -238,8 +238,9 @@ def down_config():
 
 @pytest.mark.gen_test(timeout=30)
 async def test_store_errors_are_counted_by_operation(down_config):
-    store = InstrumentedStore(MongoStore(down_config.store.mongodb_uri, "minisession_down",
-                                         down_config.store.timeout))
+    timeout = down_config.store.timeout
+    store = InstrumentedStore(MongoStore(mongodb_client(down_config.store.mongodb_uri, timeout),
+                                         "minisession_down", timeout))
     before = _value("minisession_store_errors_total", operation="get", error="unavailable")
     for _ in range(2):
         with pytest.raises(Exception) as raised:
