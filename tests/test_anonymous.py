@@ -198,6 +198,9 @@ async def test_an_anonymous_identity_is_an_identity_of_its_own(client, douyin):
             ).json["user_id"] == "u-7"
     assert (await client.request("GET", "/session", headers=sent(real["session_id"]))
             ).json["user_id"] is None
+    listed = await client.request("GET", "/admin/apps/tt/sessions?user_id=u-7", headers=ADMIN)
+    assert [(s["openid"], s["anonymous"]) for s in listed.json["sessions"]] == [
+        ("anon:anon-bob", True)]
     revoked = await client.request("DELETE", "/admin/apps/tt/sessions?openid=anon:anon-bob",
                                    headers=ADMIN)
     assert revoked.json == {"revoked": 1}
