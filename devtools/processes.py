@@ -64,7 +64,8 @@ def readable_log(text: str) -> str:
 
 
 def to_toml(data: dict) -> str:
-    """The few TOML forms a config needs: tables of strings, numbers, booleans, lists."""
+    """The few TOML forms a config needs: tables of strings, numbers, booleans, lists, and
+    tables in tables (``{"apps": {"shop": {...}}}`` -> ``[apps.shop]``)."""
 
     def value(item) -> str:
         if isinstance(item, bool):
@@ -72,16 +73,28 @@ def to_toml(data: dict) -> str:
         if isinstance(item, int | float):
             return repr(item)
         if isinstance(item, str):
-            return '"' + item.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            return '"' + item.replace("\\", "\\\\").replace('"', '\\"') \
+                .replace("\n", "\\n") + '"'
         if isinstance(item, list | tuple):
             return "[" + ", ".join(value(i) for i in item) + "]"
         raise TypeError(f"cannot write {item!r} as TOML")
 
+    def key(name: str) -> str:
+        return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else value(name)
+
     lines = []
-    for section, table in data.items():
-        lines.append(f"[{section}]")
-        lines.extend(f"{key} = {value(item)}" for key, item in table.items())
+
+    def table(path: list[str], items: dict) -> None:
+        lines.append("[" + ".".join(key(part) for part in path) + "]")
+        lines.extend(f"{key(k)} = {value(v)}" for k, v in items.items()
+                     if not isinstance(v, dict))
         lines.append("")
+        for k, v in items.items():
+            if isinstance(v, dict):
+                table([*path, k], v)
+
+    for section, items in data.items():
+        table([section], items)
     return "\n".join(lines)
 
 
@@ -126,6 +139,8 @@ def server_config(store_uri: str | None = None, database: str = "minisession_tes
         config["admin"] = {"metrics_listen": "127.0.0.1:0"}
     for name, values in sections.items():
         config.setdefault(name, {}).update(values)
+    if "apps" in config:  # [login] provider is the one-app shorthand: not with [apps.*]
+        config["login"].pop("provider", None)
     return config
 
 
@@ -270,6 +285,7 @@ class ServerProcess(_Process):
         return {*config.get("session", {}).get("secrets", ()),
                 *config.get("store", {}).get("encryption_keys", ()),
                 *(v for v in (config.get("wechat", {}).get("secret"),) if v),
+                *(app["secret"] for app in config.get("apps", {}).values() if app.get("secret")),
                 *config.get("admin", {}).get("api_keys", ())}
 
     def start(self, timeout: float = 20,

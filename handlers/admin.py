@@ -13,6 +13,7 @@ import re
 from handlers.base import ApiHandler
 from handlers.session import describe, iso
 from handlers.errors import ApiError
+from server.sessions import is_anonymous
 
 # A listing handle is a session's first storage key: base64url of a SHA-256.
 _HANDLE = re.compile(r"[A-Za-z0-9_-]{43}")
@@ -175,6 +176,7 @@ class SessionsHandler(AdminHandler):
             "handle": record.handle,
             "app": record.app,
             "openid": record.openid,
+            "anonymous": is_anonymous(record.openid),
             "unionid": record.unionid,
             "user_id": record.user_id,
             "created_at": iso(record.created_at),

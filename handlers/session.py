@@ -6,6 +6,7 @@ import time
 from handlers.base import ApiHandler
 from server import metrics
 from server.http.client_address import client_address
+from server.sessions import is_anonymous
 
 
 # A session's created_at never changes and its expires_at only at a slide (touch_after): the
@@ -20,6 +21,8 @@ def describe(record, now: float) -> dict:
     view = {
         "app": record.app,
         "openid": record.openid,
+        # An anonymous login (Douyin's anonymousCode): openid is "anon:<anonymous_openid>".
+        "anonymous": is_anonymous(record.openid),
         "created_at": iso(record.created_at),
         "expires_at": iso(record.expires_at),
         "expires_in": max(0, round(record.expires_at - now)),
@@ -46,20 +49,24 @@ class LoginHandler(ApiHandler):
     app's platform for a session. ``/login`` logs in to the only (or the default) app."""
 
     async def post(self, app: str | None = None) -> None:
-        code = self.get_query_argument("code", None)
-        if code is None:
-            code = self.body_field("code")
-        await self._login(app, code)
+        await self._login(app, self._field("code"), self._field("anonymous_code"))
 
     async def get(self, app: str | None = None) -> None:
-        await self._login(app, self.get_query_argument("code", None))
+        await self._login(app, self.get_query_argument("code", None),
+                          self.get_query_argument("anonymous_code", None))
 
-    async def _login(self, app, code) -> None:
+    def _field(self, name: str):
+        value = self.get_query_argument(name, None)
+        return self.body_field(name) if value is None else value
+
+    async def _login(self, app, code, anonymous_code) -> None:
         # Before anything else: a flood must not reach the platform (its quota) nor the store.
         self.ctx.login_limits.check(self.client_address())
+        # The ids it carries: an anonymous session among them carries over to this login.
         session, reused = await self.ctx.service.login(
             app, code, client_ip=self.client_address(),
-            user_agent=self.request.headers.get("User-Agent"))
+            user_agent=self.request.headers.get("User-Agent"), anonymous_code=anonymous_code,
+            current=self.session_candidates())
         self.log_app = session.app
         metrics.count_login(session.app, reused)
         send_session(self, session, reused=reused)

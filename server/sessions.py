@@ -24,13 +24,15 @@ from server.errors import (
     UnknownApp,
 )
 from server.ids import SessionIdSigner, storage_key
-from server.platforms import Identity, LoginProvider
+from server.platforms import Identity, LoginProvider, ProviderError
 from server.sealing import Sealer
 from server.stores.base import SessionRecord, SessionStore, UserLogin, UserStore, data_size
 
 log = logging.getLogger("minisession.sessions")
 
 MAX_CODE_LENGTH = 256
+#: An anonymous identity's openid starts with this (see :func:`anonymous_key`).
+ANONYMOUS_PREFIX = "anon:"
 MAX_LOOKUPS = 3  # store reads one request may spend on the ids it carries
 MAX_DATA_DEPTH = 32
 MAX_USER_AGENT = 256
@@ -136,16 +138,31 @@ class SessionService:
     # -- login -----------------------------------------------------------------------------
 
     async def login(self, app: str | None, code: str | None, client_ip: str | None = None,
-                    user_agent: str | None = None) -> tuple[ActiveSession, bool]:
+                    user_agent: str | None = None, anonymous_code: str | None = None,
+                    current: list[str] | None = None) -> tuple[ActiveSession, bool]:
         """Exchange a login code for a session: ``(session, reused)``.
 
         Concurrent logins of one user within ``login_reuse_window`` get the same session, so
         clients that all hit a 401 at once and each log in stop overwriting each other's id.
         ``client_ip`` and ``user_agent`` are kept with a new session for the admin listing.
+        ``anonymous_code`` (Douyin's ``anonymousCode``; other platforms ignore it) may stand
+        in for ``code``: the session is then anonymous (:func:`anonymous_key`). ``current``:
+        the session ids the request carries; a live anonymous session of the same app among
+        them becomes this login's (:meth:`_carry_over`).
         """
         app = self.check_app(app)
-        code = validate_code(code)
-        identity = await self.providers[app].exchange(code)
+        provider = self.providers[app]
+        if not provider.takes_anonymous_code:
+            anonymous_code = None
+        if anonymous_code is None or anonymous_code == "":
+            if provider.takes_anonymous_code and (code is None or code == ""):
+                raise InvalidInput("missing_code", "send tt.login()'s code as 'code' or its "
+                                                   "anonymousCode as 'anonymous_code'")
+            code, anonymous_code = validate_code(code), None
+        else:
+            code = None if code is None or code == "" else validate_code(code)
+            anonymous_code = validate_code(anonymous_code, "anonymous_code")
+        identity = await provider.exchange(code, anonymous_code)
         origin = {"client_ip": client_ip,
                   "user_agent": user_agent[:MAX_USER_AGENT] if user_agent else None}
         window = self.policy.login_reuse_window
@@ -154,7 +171,35 @@ class SessionService:
             # The reused session's id was sealed with a key no longer configured: a new one.
             session = await self._login(app, identity, origin, reuse=False)
         await self._adopt_unionid_binding(session[0])
+        if not identity.anonymous and current:
+            await self._carry_over(current, session[0])
         return session
+
+    async def _carry_over(self, current: list[str], session: ActiveSession) -> None:
+        """An anonymous user who logs in keeps what the app stored meanwhile: the data of the
+        anonymous session the request carries (same app) is merged into the new session's,
+        whose own keys win, and the anonymous session ends. Data that would not fit (the
+        session's byte limit) is not carried, and the anonymous session is left as it was."""
+        try:
+            previous = await self._first_live(self._signed(current), touch=False)
+        except NotAuthenticated:
+            return
+        if not is_anonymous(previous.openid) or previous.app != session.app:
+            return
+        carried = {k: v for k, v in previous.data.items() if k not in session.data}
+        if carried:
+            try:
+                written = await self.sessions.update_data(
+                    session.record.id, carried, [], max_bytes=self.policy.data_max_bytes)
+            except DataTooLarge:
+                log.warning("an anonymous session's data did not fit in the logged-in "
+                            "session; the anonymous session is kept")
+                return
+            if not written:
+                return
+            session.record.data = {**session.data, **carried}
+        await self.sessions.delete(previous.record.id)
+        metrics.count_revoked("anonymous_login")
 
     async def _adopt_unionid_binding(self, session: ActiveSession) -> None:
         """An unbound identity whose person was bound by unionid (``bind_unionid``) is bound
@@ -171,7 +216,7 @@ class SessionService:
                      reuse: bool) -> tuple[ActiveSession, bool] | None:
         now = self.clock.now()
         raw_id, token = self.signer.new_token()
-        openid = identity.openid
+        openid = identity_key(identity)
         candidate = SessionRecord(
             id=storage_key(raw_id), app=app, openid=openid, unionid=identity.unionid,
             created_at=now, touched_at=now, expires_at=self._expiry(now, now), data={},
@@ -448,14 +493,37 @@ def _checked_filter(user_id) -> str | None:
     return None if user_id is None else check_user_id(user_id)
 
 
-def validate_code(code) -> str:
+def validate_code(code, name: str = "code") -> str:
     """A login code must be a short printable string (WeChat's are 32 characters)."""
     if code is None or code == "":
         raise InvalidInput("missing_code", "send the code from wx.login() as 'code'")
     if not isinstance(code, str) or len(code) > MAX_CODE_LENGTH or not code.isprintable():
         raise InvalidInput("code_invalid",
-                       f"a login code is a printable string of at most {MAX_CODE_LENGTH} characters")
+                       f"{name} must be a printable string of at most {MAX_CODE_LENGTH} characters")
     return code
+
+
+def anonymous_key(anonymous_openid: str) -> str:
+    """The openid under which an anonymous identity (Douyin's ``anonymous_openid``) is kept.
+
+    The prefix keeps it apart from every real openid: no platform's openids contain ':' (the
+    dev platform's cannot), and a platform answer that did is refused (:func:`identity_key`).
+    """
+    return ANONYMOUS_PREFIX + anonymous_openid
+
+
+def is_anonymous(openid: str) -> bool:
+    return openid.startswith(ANONYMOUS_PREFIX)
+
+
+def identity_key(identity: Identity) -> str:
+    """The openid an identity is stored under: its own, or its anonymous key."""
+    if identity.anonymous:
+        return anonymous_key(identity.anonymous_openid)
+    if is_anonymous(identity.openid):
+        raise ProviderError("platform_unavailable",
+                            "the platform named the user by an openid this server cannot keep")
+    return identity.openid
 
 
 def _count_values(data: dict, limit: int) -> int:

@@ -225,8 +225,9 @@ async def test_listing_shows_a_users_live_sessions_but_never_their_ids(client, c
                                                      "MicroMessenger/8.0.50 iPad"]
         assert all(s["client_ip"] == "127.0.0.1" and s["openid"] == "kay" for s in listed)
         assert listed[0]["created_at"] == phone["created_at"]
-        assert set(listed[0]) == {"handle", "app", "openid", "unionid", "user_id", "created_at",
-                                  "last_used_at", "expires_at", "client_ip", "user_agent"}
+        assert set(listed[0]) == {"handle", "app", "openid", "anonymous", "unionid", "user_id",
+                                  "created_at", "last_used_at", "expires_at", "client_ip",
+                                  "user_agent"}
         assert listed[0]["app"] == "default"
         text = response.body.decode()
         for session in (phone, tablet):

@@ -105,6 +105,8 @@ class LoginProvider:
     """
 
     name = "abstract"
+    #: Whether the platform also gives an anonymous login code (Douyin's ``anonymousCode``).
+    takes_anonymous_code = False
 
     def __init__(self, credentials: AppCredentials):
         self.credentials = credentials

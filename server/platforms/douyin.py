@@ -25,6 +25,7 @@ class DouyinLoginProvider(HttpLoginProvider):
     label = "Douyin"
     endpoint = "jscode2session"
     code_name = "err_no"
+    takes_anonymous_code = True
 
     async def _exchange(self, code, anonymous_code=None) -> Identity:
         if not code and not anonymous_code:
