@@ -171,7 +171,9 @@ class SessionService:
             # The reused session's id was sealed with a key no longer configured: a new one.
             session = await self._login(app, identity, origin, reuse=False)
         await self._adopt_unionid_binding(session[0])
-        if not identity.anonymous and current:
+        # Only a platform with anonymous logins can have an anonymous session to carry over:
+        # the others spend no store read on looking for one.
+        if provider.takes_anonymous_code and not identity.anonymous and current:
             await self._carry_over(current, session[0])
         return session
 
