@@ -9,11 +9,15 @@ the auth answer's headers to the client or the upstream.
 """
 
 import asyncio
+import socket
+import time
 from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from tests.conftest import make_config, on_both_stores
+from server.ids import SessionIdSigner
+from server.stores.mongodb import MongoStore, mongodb_client
+from tests.conftest import SECRET, make_config, on_both_stores
 from tests.rawhttp import HEAD_END, connect, drain, read_response, request, send
 from tests.test_apps import ADMIN, apps_config, login
 
@@ -101,7 +105,7 @@ async def test_no_bad_or_expired_session_is_a_401_json_whatever_the_method(clien
 
 @on_both_stores
 @pytest.mark.gen_test(timeout=60)
-async def test_the_identity_of_a_bound_user(client, config):
+async def test_the_identity_of_a_bound_user(client):
     token = await new_session(client, "bob")
     bound = await client.request("PUT", "/admin/bindings/bob", headers=ADMIN,
                                  json_body={"user_id": 1001})
@@ -229,3 +233,32 @@ async def test_a_body_announced_by_the_proxy_is_never_waited_for(client, base_ur
                 "GET", "/auth", [("X-Session", token)]))
             response = await loop.run_in_executor(None, read_response, sock, 3)
             assert response.status == 200 and response.header("Connection") != "close"
+
+
+class TestStoreDown:
+    """A store outage is not "logged out": the proxy passes on a 503 (Retry-After), never a
+    401 that would send every user to log in again, and never a 200."""
+
+    @pytest.fixture
+    def config(self):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))  # closed once the block ends: nothing listens there
+            port = sock.getsockname()[1]
+        return make_config(store={"backend": "mongodb", "timeout": 0.5,
+                                  "mongodb_uri": f"mongodb://127.0.0.1:{port}/"})
+
+    @pytest.fixture
+    def store(self, config):
+        return MongoStore(mongodb_client(config.store.mongodb_uri, config.store.timeout),
+                          "minisession_down", config.store.timeout)
+
+    @pytest.mark.gen_test(timeout=30)
+    async def test_a_store_outage_is_a_503_json(self, client):
+        _, token = SessionIdSigner([SECRET]).new_token()  # well signed: the store is asked
+        started = time.monotonic()
+        response = await auth(client, headers={"X-Session": token})
+        assert (response.code, response.json["error"]) == (503, "store_unavailable")
+        assert response.headers["Retry-After"]
+        assert not any(name in response.headers for name in IDENTITY)
+        assert response.headers.get_list("Set-Cookie") == []
+        assert time.monotonic() - started < 5  # bounded by the store timeout, never a hang
