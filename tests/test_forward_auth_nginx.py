@@ -7,7 +7,9 @@ The client behaves as a mini-program does (``wx.request`` keeps no cookies): it 
 nginx and then sends only ``X-Session``.
 """
 
+import contextlib
 import json
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -17,7 +19,8 @@ import httpx
 import pytest
 
 from devtools.nginx import Nginx, free_port, nginx_binary, render_site
-from devtools.processes import ROOT, ServerProcess, server_config
+from devtools.processes import ROOT, SECRET, ServerProcess, server_config
+from server.ids import SessionIdSigner
 
 SITE = ROOT / "deploy" / "nginx-forward-auth.conf"
 README = ROOT / "README.md"
@@ -28,7 +31,7 @@ IDENTITY = ("x-auth-request-user", "x-auth-request-app", "x-auth-request-user-id
 
 class Upstream:
     """The app's backend, unchanged: it answers every request with what it received (method,
-    path, headers, body size) as JSON; ``/private`` is its own 401."""
+    path, headers, body size) as JSON; ``/private`` is its own 401, ``/broken`` its own 500."""
 
     def __init__(self):
         self.requests: list[dict] = []
@@ -46,6 +49,8 @@ class Upstream:
                 status, payload = 200, json.dumps(seen).encode()
                 if self.path == "/private":
                     status, payload = 401, b'{"backend":"not yours"}'
+                elif self.path == "/broken":
+                    status, payload = 500, b'{"backend":"broken"}'
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
@@ -76,16 +81,14 @@ def received(response: httpx.Response) -> dict:
     return dict(response.json()["headers"])
 
 
-@pytest.fixture
-def deployment(tmp_path: Path):
+@contextlib.contextmanager
+def deploy(tmp_path: Path, config: dict):
     """(nginx's URL, minisession, upstream), all on loopback, stopped after the test."""
     binary = nginx_binary()
-    config = server_config(admin={"enabled": True, "api_keys": [ADMIN_KEY]})
     server = ServerProcess(config, tmp_path / "minisession").start()
     nginx = None
     with Upstream() as upstream:
         try:
-            server.wait_ready()
             port = free_port()
             site = render_site(SITE.read_text(), {
                 "    server 127.0.0.1:8888;": f"    server 127.0.0.1:{server.port};",
@@ -99,6 +102,14 @@ def deployment(tmp_path: Path):
             if nginx is not None:
                 nginx.stop()
             server.stop()
+
+
+@pytest.fixture
+def deployment(tmp_path: Path):
+    config = server_config(admin={"enabled": True, "api_keys": [ADMIN_KEY]})
+    with deploy(tmp_path, config) as (url, server, upstream):
+        server.wait_ready()
+        yield url, server, upstream
 
 
 def test_a_mini_program_reaches_the_backend_as_its_user_and_no_one_else(deployment):
@@ -150,9 +161,11 @@ def test_a_mini_program_reaches_the_backend_as_its_user_and_no_one_else(deployme
                 assert "set-cookie" not in refused.headers
         assert len(upstream.requests) == before
 
-        # The backend's own 401 is its own, not minisession's.
+        # The backend's own 401 and 500 are its own, not minisession's.
         private = client.get("/private", headers=session)
         assert (private.status_code, private.json()) == (401, {"backend": "not yours"})
+        broken = client.get("/broken", headers=session)
+        assert (broken.status_code, broken.json()) == (500, {"backend": "broken"})
 
         # A bound user: the backend learns its own user id (percent-encoded where a header
         # cannot carry it as it is).
@@ -168,7 +181,24 @@ def test_a_mini_program_reaches_the_backend_as_its_user_and_no_one_else(deployme
         after = client.get("/api/orders", headers=session)
         assert after.status_code == 401 and after.json()["error"] in (
             "invalid_session", "session_expired")
-        assert len(upstream.requests) == before + 3
+        assert len(upstream.requests) == before + 4
+
+
+def test_a_store_outage_reaches_the_mini_program_as_minisessions_503(tmp_path):
+    """nginx makes an auth answer other than 2xx, 401 and 403 a bare 500: the site asks again
+    for minisession's own answer, which clients read as "try again", not "log in again"."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))  # closed once the block ends: nothing listens there
+        closed = sock.getsockname()[1]
+    config = server_config(store_uri=f"mongodb://127.0.0.1:{closed}/")
+    config["store"]["timeout"] = 0.5
+    _, token = SessionIdSigner([SECRET]).new_token()  # well signed: the store is asked
+    with deploy(tmp_path, config) as (url, _server, upstream):
+        response = httpx.get(f"{url}/api/orders", headers={"X-Session": token}, timeout=10)
+        assert response.status_code == 503, response.text
+        assert response.json()["error"] == "store_unavailable"
+        assert response.headers["retry-after"]
+        assert upstream.requests == []
 
 
 def test_readme_shows_the_tested_nginx_site_verbatim():
