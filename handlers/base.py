@@ -269,17 +269,18 @@ class ApiHandler(tornado.web.RequestHandler):
         return (header_values(headers.get_list(session.header_name), session.cookie_name)
                 + cookie_values(headers.get_list("Cookie"), session.cookie_name))
 
-    async def current_session(self):
+    async def current_session(self, refresh_cookie: bool = True):
         """The live session of this request; raises NotAuthenticated (401) if none.
 
         When this request slid the session's expiry, the answer carries the cookie again with
         the new lifetime: clients with a cookie jar (browsers, weapp-cookie) drop a cookie when
         its Max-Age runs out, and must keep it exactly as long as the session lives. An error
-        answer drops it again (``write_error``).
+        answer drops it again (``write_error``). ``refresh_cookie=False``: never a cookie
+        (``/auth``, whose answer a proxy reads, not the client).
         """
         session = await self.ctx.service.authenticate(self.session_candidates())
         self.log_app = session.app  # for the access log (server/app.py)
-        if session.slid:
+        if session.slid and refresh_cookie:
             self.set_session_cookie(session.token, self.seconds_left(session))
         return session
 

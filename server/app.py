@@ -16,6 +16,7 @@ from handlers.admin import (
     UnionidBindingHandler,
 )
 from handlers.base import NotFoundHandler, loggable_route
+from handlers.forward_auth import ForwardAuthHandler
 from handlers.health import HealthHandler, ReadyHandler
 from handlers.session import (
     LoginHandler,
@@ -52,6 +53,8 @@ ROUTES = [
     (r"/session", SessionHandler),
     (r"/session/data", SessionDataHandler),
     (r"/session/rotate", RotateHandler),
+    # For a proxy in front of the app's backend (nginx auth_request, Traefik, Caddy).
+    (r"/auth", ForwardAuthHandler),
     # For the app's backend (admin.enabled, API key required).
     (r"/introspect", IntrospectHandler),
     (r"/admin/apps/([^/]+)/bindings/([^/]+)", BindingHandler),

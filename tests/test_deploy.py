@@ -7,28 +7,22 @@ The client connects from 127.0.0.2 and nginx from 127.0.0.1 (both loopback), so 
 can only know the client's address from nginx's X-Forwarded-For.
 """
 
-import fcntl
-import grp
 import ipaddress
-import os
-import pwd
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
-import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
-import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from devtools.processes import ROOT, ServerProcess, server_config, wait_for
+from devtools.nginx import Nginx, free_port, nginx_binary, render_site
+from devtools.processes import ROOT, ServerProcess, server_config
 
 NGINX_SITE = ROOT / "deploy" / "nginx.conf"
 SYSTEMD_UNIT = ROOT / "deploy" / "minisession.service"
@@ -38,49 +32,6 @@ NGINX_ADDRESS = "127.0.0.1"
 SPOOFED = "203.0.113.9"
 ADMIN_KEY = "admin-key-for-the-deploy-test-0123456789abcdef"
 MARKER = "zq-deploy-marker-4e1a"
-#: Installs of nginx by parallel test runs wait for each other on this lock.
-INSTALL_LOCK = Path(tempfile.gettempdir()) / "minisession-test-nginx-install.lock"
-APT_TIMEOUT = 300
-
-
-def _installed_nginx() -> str | None:
-    found = shutil.which("nginx")
-    if found is None and os.access("/usr/sbin/nginx", os.X_OK):
-        found = "/usr/sbin/nginx"
-    return found
-
-
-def nginx_binary() -> str:
-    """Debian's nginx, installed with apt-get if missing (nginx-light, else nginx)."""
-    if found := _installed_nginx():
-        return found
-    with open(INSTALL_LOCK, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if found := _installed_nginx():  # another run installed it while we waited
-            return found
-        apt = ["apt-get", "-q", "-o", "DPkg::Lock::Timeout=120"]
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        output = []
-        for command in ([*apt, "update"],
-                        [*apt, "install", "-y", "--no-install-recommends", "nginx-light"],
-                        [*apt, "install", "-y", "--no-install-recommends", "nginx"]):
-            try:
-                done = subprocess.run(command, env=env, capture_output=True, text=True,
-                                      timeout=APT_TIMEOUT)
-                output.append(f"$ {' '.join(command)} -> {done.returncode}\n"
-                              f"{(done.stdout + done.stderr)[-1500:]}")
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                output.append(f"$ {' '.join(command)} -> {exc}")
-            if "install" in command and (found := _installed_nginx()):
-                return found
-    pytest.fail("this test needs Debian's nginx, and apt-get could not install it:\n"
-                + "\n".join(output), pytrace=False)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
@@ -103,65 +54,6 @@ def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
                                            serialization.NoEncryption()))
     key_path.chmod(0o600)
     return cert_path, key_path
-
-
-def render_site(text: str, replacements: dict[str, str]) -> str:
-    """deploy/nginx.conf with its ports, certificate and log paths swapped for the test's."""
-    for old, new in replacements.items():
-        assert old in text, f"deploy/nginx.conf no longer has {old!r}: update this test"
-        text = text.replace(old, new)
-    return text
-
-
-class Nginx:
-    """nginx as the current user, everything (pid, temp files, logs) under ``prefix``."""
-
-    def __init__(self, binary: str, prefix: Path, site: str):
-        self.binary, self.prefix = binary, prefix
-        (prefix / "minisession.conf").write_text(site)
-        compiled = subprocess.run([binary, "-V"], capture_output=True, text=True).stderr
-        temp_paths = "\n".join(
-            f"    {module}_temp_path {prefix}/{module}_temp;"
-            for module in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-            if f"--without-http_{module}_module" not in compiled)
-        user = pwd.getpwuid(os.geteuid()).pw_name  # ignored, with a notice, unless root
-        group = grp.getgrgid(os.getegid()).gr_name
-        self.config = prefix / "nginx.conf"
-        self.config.write_text(
-            f"user {user} {group};\nworker_processes 1;\npid {prefix}/nginx.pid;\n"
-            f"events {{ worker_connections 128; }}\n"
-            f"http {{\n{temp_paths}\n    include {prefix}/minisession.conf;\n}}\n")
-        self.error_log = prefix / "error.log"
-        self.process: subprocess.Popen | None = None
-
-    def start(self, port: int) -> "Nginx":
-        with open(self.prefix / "nginx.out", "wb") as out:
-            self.process = subprocess.Popen(
-                [self.binary, "-p", f"{self.prefix}/", "-c", str(self.config),
-                 "-e", str(self.error_log), "-g", "daemon off;"],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-        wait_for(lambda: self._accepts(port), 10, what="nginx listening")
-        return self
-
-    def _accepts(self, port: int) -> bool:
-        if self.process.poll() is not None:
-            raise RuntimeError(f"nginx exited with {self.process.returncode}:\n"
-                               f"{(self.prefix / 'nginx.out').read_text()}\n"
-                               f"{self.error_log.read_text() if self.error_log.exists() else ''}")
-        try:
-            socket.create_connection((NGINX_ADDRESS, port), timeout=1).close()
-        except OSError:
-            return False
-        return True
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
 
 
 def sessions_seen_by_minisession(server: ServerProcess, openid: str) -> list[dict]:
@@ -192,7 +84,7 @@ def test_a_client_logs_in_over_https_through_the_documented_nginx(tmp_path):
             "/etc/letsencrypt/live/sessions.example.com/privkey.pem": str(key),
             "/var/log/nginx/": f"{tmp_path}/",
         })
-        nginx = Nginx(binary, tmp_path, site).start(https_port)
+        nginx = Nginx(binary, tmp_path, site).start(https_port, NGINX_ADDRESS)
 
         transport = httpx.HTTPTransport(verify=ssl.create_default_context(cafile=str(cert)),
                                         local_address=CLIENT_ADDRESS)

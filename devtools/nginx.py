@@ -1,0 +1,119 @@
+"""Debian's nginx for tests: installed with apt-get when missing, run as the current user with
+everything under a temporary prefix, in front of real minisession processes (tests/test_deploy.py,
+tests/test_forward_auth_nginx.py).
+"""
+
+import fcntl
+import grp
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+from devtools.processes import wait_for
+
+#: Installs of nginx by parallel test runs wait for each other on this lock.
+INSTALL_LOCK = Path(tempfile.gettempdir()) / "minisession-test-nginx-install.lock"
+APT_TIMEOUT = 300
+
+
+def _installed_nginx() -> str | None:
+    found = shutil.which("nginx")
+    if found is None and os.access("/usr/sbin/nginx", os.X_OK):
+        found = "/usr/sbin/nginx"
+    return found
+
+
+def nginx_binary() -> str:
+    """Debian's nginx, installed with apt-get if missing (nginx-light, else nginx)."""
+    if found := _installed_nginx():
+        return found
+    with open(INSTALL_LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if found := _installed_nginx():  # another run installed it while we waited
+            return found
+        apt = ["apt-get", "-q", "-o", "DPkg::Lock::Timeout=120"]
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        output = []
+        for command in ([*apt, "update"],
+                        [*apt, "install", "-y", "--no-install-recommends", "nginx-light"],
+                        [*apt, "install", "-y", "--no-install-recommends", "nginx"]):
+            try:
+                done = subprocess.run(command, env=env, capture_output=True, text=True,
+                                      timeout=APT_TIMEOUT)
+                output.append(f"$ {' '.join(command)} -> {done.returncode}\n"
+                              f"{(done.stdout + done.stderr)[-1500:]}")
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                output.append(f"$ {' '.join(command)} -> {exc}")
+            if "install" in command and (found := _installed_nginx()):
+                return found
+    raise RuntimeError("this test needs Debian's nginx, and apt-get could not install it:\n"
+                       + "\n".join(output))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def render_site(text: str, replacements: dict[str, str]) -> str:
+    """A site of deploy/ with its ports, certificate and log paths swapped for the test's."""
+    for old, new in replacements.items():
+        assert old in text, f"the nginx site no longer has {old!r}: update this test"
+        text = text.replace(old, new)
+    return text
+
+
+class Nginx:
+    """nginx as the current user, everything (pid, temp files, logs) under ``prefix``."""
+
+    def __init__(self, binary: str, prefix: Path, site: str):
+        self.binary, self.prefix = binary, prefix
+        (prefix / "minisession.conf").write_text(site)
+        compiled = subprocess.run([binary, "-V"], capture_output=True, text=True).stderr
+        temp_paths = "\n".join(
+            f"    {module}_temp_path {prefix}/{module}_temp;"
+            for module in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+            if f"--without-http_{module}_module" not in compiled)
+        user = pwd.getpwuid(os.geteuid()).pw_name  # ignored, with a notice, unless root
+        group = grp.getgrgid(os.getegid()).gr_name
+        self.config = prefix / "nginx.conf"
+        self.config.write_text(
+            f"user {user} {group};\nworker_processes 1;\npid {prefix}/nginx.pid;\n"
+            f"events {{ worker_connections 128; }}\n"
+            f"http {{\n{temp_paths}\n    include {prefix}/minisession.conf;\n}}\n")
+        self.error_log = prefix / "error.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, port: int, address: str = "127.0.0.1") -> "Nginx":
+        with open(self.prefix / "nginx.out", "wb") as out:
+            self.process = subprocess.Popen(
+                [self.binary, "-p", f"{self.prefix}/", "-c", str(self.config),
+                 "-e", str(self.error_log), "-g", "daemon off;"],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        wait_for(lambda: self._accepts(address, port), 10, what="nginx listening")
+        return self
+
+    def _accepts(self, address: str, port: int) -> bool:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"nginx exited with {self.process.returncode}:\n"
+                               f"{(self.prefix / 'nginx.out').read_text()}\n"
+                               f"{self.error_log.read_text() if self.error_log.exists() else ''}")
+        try:
+            socket.create_connection((address, port), timeout=1).close()
+        except OSError:
+            return False
+        return True
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
