@@ -69,6 +69,10 @@ def run_command(args, config) -> int:
     if args.action in (_list, _revoke) and not (args.openid or args.user_id or args.unionid):
         _fail("give --openid, --user-id or --unionid (or several): never every session")
         return USAGE_ERROR
+    from server.log_format import setup_logging
+
+    # Errors only: the store's start-up notices (FerretDB...) are the server's to give.
+    setup_logging("error", config.log.format)
     return asyncio.run(_run(args, config))
 
 
@@ -82,8 +86,8 @@ async def _run(args, config) -> int:
         return await args.action(server_app.service, args)
     except StoreUnavailable:
         _fail(f"the session store did not answer within store.timeout "
-              f"({config.store.timeout:g} s) at store.mongodb_uri; nothing, or part, was done: "
-              f"run the command again once it answers")
+              f"({config.store.timeout:g} s) at store.mongodb_uri (a revoke or purge may be "
+              f"done in part): run the command again once it answers")
         return STORE_UNREACHABLE
     except DomainError as exc:  # an unknown app, an invalid user id...
         apps = f" (apps: {', '.join(config.apps)})" if exc.code in ("unknown_app",
@@ -172,7 +176,7 @@ def _text(value) -> str:
 
 
 def _print_json(value) -> None:
-    print(json.dumps(value, ensure_ascii=False, indent=2))
+    print(json.dumps(value, ensure_ascii=False))  # one line: a script reads it whole
 
 
 def _fail(message: str) -> None:

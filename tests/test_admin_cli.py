@@ -19,6 +19,7 @@ from devtools.processes import ROOT, ServerProcess, _child_env, server_config, t
 from server.admin_cli import EXIT_STATUS
 from server.stores.base import SessionRecord, UserLogin
 from server.stores.mongodb import MongoStore, mongodb_client
+from tests.conftest import on_both_stores
 
 APP = "default"  # the one app of the dev shorthand config
 ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
@@ -228,3 +229,24 @@ def test_help_documents_the_exit_codes():
     for command in ([], ["sessions", "revoke"], ["users", "show"], ["purge"]):
         done = run_cli(*command, "--help")
         assert done.returncode == 0 and EXIT_STATUS.splitlines()[-1].strip() in done.stdout
+
+
+# -- the two service methods the CLI adds, on both stores --------------------------------------
+
+@on_both_stores
+@pytest.mark.gen_test
+async def test_user_summary_and_purge_of_the_service(server, client, clock):
+    service = server.service
+    for _ in range(2):
+        assert (await client.login("dev:alice")).code == 200
+    await service.bind(None, "alice", 1001)
+    summary = await service.user_summary(None, "alice")
+    assert (summary.app, summary.binding.user_id, summary.holds_session_key,
+            summary.live_sessions) == (APP, "1001", True, 1)  # a reused login: one session
+    nobody = await service.user_summary(APP, "nobody")
+    assert (nobody.binding, nobody.holds_session_key, nobody.live_sessions) == (None, False, 0)
+
+    clock.advance(server.config.session.idle_timeout + 1)
+    assert (await service.user_summary(APP, "alice")).live_sessions == 0
+    assert await service.purge_expired() == 1
+    assert await service.purge_expired() == 0
