@@ -12,7 +12,8 @@ import asyncio
 import json
 import sys
 
-from handlers.session import iso
+# Nothing here imports prometheus-client (handlers/ does): `serve` parses its options through
+# this module before it may (server/metrics_multiprocess.py).
 from server.errors import DomainError, StoreUnavailable
 
 OK, NOTHING_MATCHED, USAGE_ERROR, STORE_UNREACHABLE = 0, 1, 2, 3
@@ -104,6 +105,8 @@ def _owner(args) -> dict:
 
 
 async def _list(service, args) -> int:
+    from handlers.session import iso  # the admin API's time format
+
     records = await service.sessions_of(**_owner(args))
     rows = [{
         "handle": record.handle, "app": record.app, "openid": record.openid,
@@ -132,6 +135,8 @@ async def _revoke(service, args) -> int:
 
 
 async def _show(service, args) -> int:
+    from handlers.session import iso
+
     user = await service.user_summary(args.app, args.openid)
     binding = user.binding
     view = {"app": user.app, "openid": user.openid, "bound": binding is not None,
