@@ -1,5 +1,6 @@
 """The ``minisession`` command: ``serve`` the session server, ``check-config``, ``keygen`` (fresh
-secrets for the config), ``migrate`` (once, after upgrading to apps), or run the
+secrets for the config), ``migrate`` (once, after upgrading to apps), the admin commands
+``sessions list|revoke``, ``users show`` and ``purge`` (server/admin_cli.py), or run the
 ``fake-platforms`` dev tool."""
 
 import argparse
@@ -214,6 +215,15 @@ async def _migrate(config, app: str) -> int:
     return 0
 
 
+def _admin_command(args) -> int:
+    config = _load_config(args.config)
+    if config is None:
+        return 2
+    from server.admin_cli import run_command
+
+    return run_command(args, config)
+
+
 def _keygen_command(args) -> int:
     from server.keygen import keygen_text
 
@@ -227,7 +237,11 @@ def main(argv: list[str] | None = None) -> int:
         from server.fakes.cli import main as fake_main
 
         return fake_main(argv[1:], prog="minisession " + argv[0])
-    parser = argparse.ArgumentParser(prog="minisession", description=__doc__)
+    from server.admin_cli import EXIT_STATUS, add_commands
+
+    parser = argparse.ArgumentParser(prog="minisession", description=__doc__,
+                                     epilog=EXIT_STATUS,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the session server")
     serve.add_argument("--config", required=True, help="path to the TOML config file")
@@ -244,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     keygen = commands.add_parser("keygen", help="print fresh session.secrets, "
                                                 "store.encryption_keys and admin.api_keys")
     keygen.set_defaults(run=_keygen_command)
+    add_commands(commands, _admin_command)
     commands.add_parser("fake-platforms", help="run fake WeChat, QQ, Douyin, Baidu, Kuaishou "
                                                "and Alipay login APIs for development (see "
                                                "'minisession fake-platforms --help'; alias "

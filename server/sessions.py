@@ -26,7 +26,14 @@ from server.errors import (
 from server.ids import SessionIdSigner, storage_key
 from server.platforms import Identity, LoginProvider, ProviderError
 from server.sealing import Sealer
-from server.stores.base import SessionRecord, SessionStore, UserLogin, UserStore, data_size
+from server.stores.base import (
+    Binding,
+    SessionRecord,
+    SessionStore,
+    UserLogin,
+    UserStore,
+    data_size,
+)
 
 log = logging.getLogger("minisession.sessions")
 
@@ -82,6 +89,18 @@ class ActiveSession:
     @property
     def data(self) -> dict:
         return self.record.data
+
+
+@dataclass(frozen=True)
+class UserSummary:
+    """One identity as ``minisession users show`` reports it: no secret in it."""
+
+    app: str
+    openid: str
+    binding: Binding | None
+    unionid: str | None
+    holds_session_key: bool
+    live_sessions: int
 
 
 def _sealing_context(purpose: str, app: str, openid: str) -> str:
@@ -391,6 +410,23 @@ class SessionService:
             app = self.check_app(None)  # the old single-app paths: the default app
         return {"app": app, "openid": openid, "user_id": _checked_filter(user_id),
                 "unionid": unionid}
+
+    async def user_summary(self, app: str | None, openid: str) -> "UserSummary":
+        """What is known of one identity, for ``minisession users show``: its binding, its
+        unionid (as its newest live session carries it), whether a session_key is held (never
+        the key) and how many live sessions it has."""
+        app = self.check_app(app)
+        sessions = await self.sessions_of(app=app, openid=openid)
+        return UserSummary(
+            app=app, openid=openid, binding=await self.users.binding(app, openid),
+            unionid=next((s.unionid for s in reversed(sessions) if s.unionid), None),
+            holds_session_key=await self.users.session_key(app, openid) is not None,
+            live_sessions=len(sessions))
+
+    async def purge_expired(self) -> int:
+        """Remove the sessions already expired now (the server does it every
+        ``store.purge_interval``); how many."""
+        return await self.sessions.purge_expired(self.clock.now())
 
     async def revoke_handle(self, handle: str) -> bool:
         """End one session by its listing handle (kept across rotations); False if none."""
