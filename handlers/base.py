@@ -314,7 +314,8 @@ def loggable_route(handler: tornado.web.RequestHandler) -> str:
     """
     if isinstance(handler, NotFoundHandler):
         return "(no route)"
-    arguments = len(handler.path_args) + len(handler.path_kwargs)
+    # None until Tornado has matched the route (an error while reading the body comes first).
+    arguments = len(handler.path_args or ()) + len(handler.path_kwargs or {})
     if not arguments:
         return handler.request.path
     templates = handler.settings.get("route_templates", {})
