@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import requests
 import schemathesis
 import yaml
 from hypothesis import HealthCheck, settings
@@ -48,20 +49,46 @@ def served_schema(server):
 schema = schemathesis.pytest.from_fixture("served_schema")
 
 
-def fresh_session(server) -> str:
-    # A new one per case: a generated DELETE /session or rotation ends the previous one.
-    answer = httpx.post(server.url + "/login", json={"code": "dev:openapi-user"}, timeout=10)
-    assert answer.status_code == 200, answer.text
-    return answer.json()["session_id"]
+#: Operations after which the caller's session may be gone: the next case logs in again.
+ENDS_SESSION = {"DELETE /session", "POST /session/rotate", "DELETE /admin/sessions",
+                "DELETE /admin/apps/{app}/sessions", "DELETE /admin/sessions/{handle}"}
+
+
+class Caller:
+    """Sends the cases over one kept-alive connection, with a live session and the admin key."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.http = requests.Session()
+        self.token = None
+
+    def headers(self) -> dict:
+        if self.token is None:
+            answer = self.http.post(self.url + "/login", json={"code": "dev:openapi-user"},
+                                    timeout=10)
+            assert answer.status_code == 200, answer.text
+            self.token = answer.json()["session_id"]
+        return {"X-Session": self.token, "Authorization": f"Bearer {ADMIN_KEY}"}
+
+    def send(self, case) -> None:
+        try:
+            case.call_and_validate(session=self.http, headers=self.headers(), checks=CHECKS)
+        finally:
+            if case.operation.label in ENDS_SESSION:
+                self.token = None
+
+
+@pytest.fixture(scope="module")
+def caller(server):
+    caller = Caller(server.url)
+    yield caller
+    caller.http.close()
 
 
 @schema.parametrize()
-@settings(max_examples=EXAMPLES, deadline=None,
-          suppress_health_check=list(HealthCheck))
-def test_every_answer_matches_the_document(case, server):
-    case.call_and_validate(
-        headers={"X-Session": fresh_session(server), "Authorization": f"Bearer {ADMIN_KEY}"},
-        checks=CHECKS)
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+def test_every_answer_matches_the_document(case, caller):
+    caller.send(case)
 
 
 def test_served_document_is_the_yaml_one(server):
