@@ -18,6 +18,7 @@ from handlers.admin import (
 from handlers.base import NotFoundHandler, loggable_route
 from handlers.forward_auth import ForwardAuthHandler
 from handlers.health import HealthHandler, ReadyHandler
+from handlers.openapi import OpenApiHandler, openapi_json
 from handlers.session import (
     LoginHandler,
     RotateHandler,
@@ -66,6 +67,7 @@ ROUTES = [
     (r"/admin/sessions/([^/]+)", SessionByHandleHandler),
     (r"/healthz", HealthHandler),
     (r"/readyz", ReadyHandler),
+    (r"/openapi\.json", OpenApiHandler),
 ]
 
 
@@ -160,6 +162,7 @@ class Minisession:
                                             config.login.rate_ipv4_prefix,
                                             config.login.rate_ipv6_prefix)
         self.trusted_proxies = parse_networks(config.server.trusted_proxies)
+        openapi_json()  # converted at start-up: a broken document stops the start, not a request
         self.application = tornado.web.Application(
             [*extra_routes, *ROUTES], default_handler_class=NotFoundHandler,
             log_function=log_request, route_templates=route_templates([*extra_routes, *ROUTES]),
