@@ -1,4 +1,5 @@
-"""``GET /openapi.json``: the API's OpenAPI document (``docs/openapi.yaml``) as JSON."""
+"""``GET /openapi.json``: the API's OpenAPI document (``handlers/openapi.yaml``, also at
+``docs/openapi.yaml``) as JSON."""
 
 import functools
 import json
@@ -8,8 +9,9 @@ import yaml
 
 from handlers.base import ApiHandler
 
-#: The document people read and edit; this answer is made from it, so the two never differ.
-OPENAPI_YAML = Path(__file__).resolve().parent.parent / "docs" / "openapi.yaml"
+#: The document people read and edit (``docs/openapi.yaml`` links to it); this answer is made from
+#: it, so the two never differ. Shipped inside the package, so an installed server has it too.
+OPENAPI_YAML = Path(__file__).resolve().parent / "openapi.yaml"
 
 
 @functools.cache
