@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from devtools.processes import end_process
+
 MODULE = "github.com/FerretDB/FerretDB"
 VERSION = "v1.24.2"
 
@@ -116,13 +118,7 @@ class FerretDB:
         raise RuntimeError(f"FerretDB did not listen within {timeout} s:\n{self.log_tail()}")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        end_process(self.process)
         self.process = None
 
     def kill(self) -> None:

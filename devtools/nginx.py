@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from devtools.processes import wait_for
+from devtools.processes import end_process, wait_for
 
 #: Installs of nginx by parallel test runs wait for each other on this lock.
 INSTALL_LOCK = Path(tempfile.gettempdir()) / "minisession-test-nginx-install.lock"
@@ -110,10 +110,4 @@ class Nginx:
         return True
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        end_process(self.process)

@@ -151,6 +151,18 @@ def _child_env() -> dict:
     return env
 
 
+
+def end_process(process: subprocess.Popen | None) -> None:
+    """Stop a child politely (SIGTERM, 10 s), then firmly; nothing if it is gone already."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
 class _Process:
     """A child process that logs to ``<workdir>/<name>.log`` and prints its port there."""
 

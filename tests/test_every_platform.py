@@ -11,8 +11,6 @@ import tomllib
 
 import httpx
 import pytest
-import tornado.httpserver
-import tornado.testing
 
 from devtools.processes import (
     WECHAT_APPID,
@@ -24,7 +22,6 @@ from devtools.processes import (
 )
 from server.clock import FakeClock
 from server.config import parse_config
-from server.fakes import make_app
 from server.fakes.alipay import FakeAlipay, generate_key_pair
 from server.fakes.baidu import FakeBaidu
 from server.fakes.douyin import FakeDouyin
@@ -32,6 +29,7 @@ from server.fakes.kuaishou import FakeKuaishou
 from server.fakes.wechat import FakeQQ, FakeWeChat
 from server.platforms import PLATFORMS
 from tests.conftest import ENCRYPTION_KEY, SECRET, on_both_stores
+from tests.test_platforms import fake_base  # noqa: F401 (a fixture: every fake on one port)
 
 APPID = "every-platform-appid"
 PLATFORM_SECRET = "every-platform-secret-0123456789"
@@ -56,16 +54,6 @@ def fakes(alipay_keys):
     made["alipay"] = FakeAlipay(alipay_keys["app"][1], alipay_keys["alipay"][0], appid=APPID,
                                 clock=clock)
     return made
-
-
-@pytest.fixture
-def fake_base(io_loop, fakes):
-    sock, port = tornado.testing.bind_unused_port()
-    server = tornado.httpserver.HTTPServer(make_app(*fakes.values()))
-    server.add_sockets([sock])
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-    io_loop.run_sync(server.close_all_connections, timeout=5)
 
 
 def every_app(base: str, alipay_keys) -> dict:
