@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from server.clock import FakeClock
 from server.config import parse_config
 from server.fakes import make_app
+from server.fakes.alipay import FakeAlipay, generate_key_pair
 from server.fakes.baidu import FakeBaidu
 from server.fakes.wechat import FakeWeChat
 from tests.conftest import ENCRYPTION_KEY, SECRET, WECHAT_SECRET, on_both_stores
@@ -55,6 +56,7 @@ RAW_DATA = ('{"nickName":"Band","gender":1,"language":"zh_CN","city":"Guangzhou"
 SIGNATURE = "75e81ceda165f4ffa64f4068af58c64b8f54b88c"
 
 BAIDU_APPKEY = "baidu-app-key-0123"
+ALIPAY_APPID = "2021000000000001"
 
 
 @pytest.fixture
@@ -68,10 +70,21 @@ def baidu():
     return FakeBaidu(appid=BAIDU_APPKEY, secret=WECHAT_SECRET, clock=FakeClock())
 
 
+@pytest.fixture(scope="module")
+def alipay_keys():
+    return {"app": generate_key_pair(), "alipay": generate_key_pair()}
+
+
 @pytest.fixture
-def api_base(io_loop, fake, baidu):
+def alipay(alipay_keys):
+    return FakeAlipay(alipay_keys["app"][1], alipay_keys["alipay"][0], appid=ALIPAY_APPID,
+                      clock=FakeClock())
+
+
+@pytest.fixture
+def api_base(io_loop, fake, baidu, alipay):
     sock, port = tornado.testing.bind_unused_port()
-    server = tornado.httpserver.HTTPServer(make_app(fake, baidu))
+    server = tornado.httpserver.HTTPServer(make_app(fake, baidu, alipay))
     server.add_sockets([sock])
     yield f"http://127.0.0.1:{port}"
     server.stop()
@@ -79,7 +92,7 @@ def api_base(io_loop, fake, baidu):
 
 
 @pytest.fixture
-def config(api_base, backend):
+def config(api_base, backend, alipay_keys):
     store = {"backend": backend, "encryption_keys": [ENCRYPTION_KEY]}
     if backend == "mongodb":
         store["mongodb_uri"] = "mongodb://127.0.0.1:1/"  # the test passes its store
@@ -91,6 +104,9 @@ def config(api_base, backend):
                      "api_base": api_base},
             "temple": {"platform": "baidu", "appid": BAIDU_APPKEY, "secret": WECHAT_SECRET,
                        "api_base": f"{api_base}/baidu"},
+            "wallet": {"platform": "alipay", "appid": ALIPAY_APPID,
+                       "api_base": f"{api_base}/alipay", "private_key": alipay_keys["app"][0],
+                       "alipay_public_key": alipay_keys["alipay"][1]},
         },
         "login": {"default_app": "shop"},
     }, environ={}, source="<test>")
@@ -275,3 +291,14 @@ async def test_both_endpoints_need_a_session(client):
         assert_error(await client.request("POST", path, json_body=body,
                                           headers={"X-Session": "forged.token"}),
                      401, "invalid_session")
+
+
+@on_both_stores
+@pytest.mark.gen_test(timeout=30)
+async def test_a_platform_without_session_key_answers_409_unavailable(client, alipay):
+    """Alipay gives no session_key: nothing to decrypt or verify with."""
+    session = await login(client, alipay, "gina", app="wallet")
+    assert_error(await decrypt(client, session), 409, "session_key_unavailable")
+    answer = await client.request("POST", "/platform/verify", headers=session,
+                                  json_body={"rawData": RAW_DATA, "signature": SIGNATURE})
+    assert_error(answer, 409, "session_key_unavailable")
