@@ -12,6 +12,7 @@ from server.errors import (
     InvalidInput,
     NotAuthenticated,
     RateLimited,
+    SessionKeyProblem,
     StoreUnavailable,
     UnknownApp,
 )
@@ -45,6 +46,7 @@ _STATUS: dict[type, int] = {
     UnknownApp: 404,
     AppRequired: 404,
     RateLimited: 429,
+    SessionKeyProblem: 409,
     StoreUnavailable: 503,
 }
 #: What a client sees when its platform did not log it in: ProviderError.code -> (status, the

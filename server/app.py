@@ -19,6 +19,7 @@ from handlers.base import NotFoundHandler, loggable_route
 from handlers.forward_auth import ForwardAuthHandler
 from handlers.health import HealthHandler, ReadyHandler
 from handlers.openapi import OpenApiHandler, openapi_json
+from handlers.platform_data import DecryptHandler, VerifyHandler
 from handlers.session import (
     LoginHandler,
     RotateHandler,
@@ -54,6 +55,9 @@ ROUTES = [
     (r"/session", SessionHandler),
     (r"/session/data", SessionDataHandler),
     (r"/session/rotate", RotateHandler),
+    # The user data the client got from its platform, opened with the stored session_key.
+    (r"/platform/decrypt", DecryptHandler),
+    (r"/platform/verify", VerifyHandler),
     # For a proxy in front of the app's backend (nginx auth_request, Traefik, Caddy).
     (r"/auth", ForwardAuthHandler),
     # For the app's backend (admin.enabled, API key required).

@@ -90,3 +90,22 @@ class StoreUnavailable(DomainError):
 
     code = "store_unavailable"
     default_message = "the session store is unreachable, try again shortly"
+
+
+# -- the platform's session_key ------------------------------------------------------------
+
+class SessionKeyProblem(DomainError):
+    """The session's platform session_key cannot serve this request (the kinds below)."""
+
+
+class SessionKeyStale(SessionKeyProblem):
+    code = "session_key_stale"
+    default_message = ("the data does not open with the newest session_key of this user (the "
+                       "client logged in again after getting it): log in again, then fetch the "
+                       "data again and resend it")
+
+
+class SessionKeyUnavailable(SessionKeyProblem):
+    code = "session_key_unavailable"
+    default_message = ("no platform session_key is held for this session (the platform has "
+                       "none, or it was sealed with a key no longer configured)")

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from server import metrics
+from server import metrics, user_data
 from server.errors import (
     AppRequired,
     DataTooLarge,
@@ -455,6 +455,26 @@ class SessionService:
         if sealed is None:
             return None
         return self.sealer.open(sealed, _sealing_context("session_key", app, openid))
+
+    # -- the user data the platform gave the client ------------------------------------------
+
+    async def decrypt_user_data(self, session: ActiveSession, encrypted_data,
+                                iv) -> tuple[dict, dict]:
+        """The client's ``encryptedData`` opened with its identity's newest session_key:
+        ``(data, watermark)`` (:func:`server.user_data.decrypt`)."""
+        credentials = self.providers[session.app].credentials
+        key = await self.session_key(session.app, session.openid)
+        return user_data.decrypt(credentials.platform, credentials.appid, key,
+                                 encrypted_data, iv)
+
+    async def verify_user_data(self, session: ActiveSession, raw_data, signature) -> None:
+        """Checks ``rawData``'s signature with the identity's newest session_key; a 400
+        ``signature_mismatch`` when it is not the platform's."""
+        key = await self.session_key(session.app, session.openid)
+        if not user_data.signature_matches(key, raw_data, signature):
+            raise InvalidInput("signature_mismatch",
+                               "rawData is not signed with this user's session_key (changed, "
+                               "or the client logged in again after getting it)")
 
     # -- session data ----------------------------------------------------------------------
 

@@ -39,6 +39,8 @@ def test_nothing_below_handlers_imports_tornado():
     (errors.AppRequired(), 404, "app_required", None),
     (errors.RateLimited("slow down", retry_after=7), 429, "rate_limited", "7"),
     (errors.StoreUnavailable(), 503, "store_unavailable", "2"),
+    (errors.SessionKeyStale(), 409, "session_key_stale", None),
+    (errors.SessionKeyUnavailable(), 409, "session_key_unavailable", None),
     (errors.DomainError(), 500, "error", None),
 ])
 def test_each_domain_error_has_one_status_and_code(error, status, code, retry_after):

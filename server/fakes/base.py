@@ -92,6 +92,8 @@ class FakePlatform:
         self.calls = 0
         #: Every session_key handed out, newest last per openid (tests check none leaks).
         self.session_keys: dict[str, list[str]] = {}
+        #: session_keys the next logins of an openid get, in order (tests with known vectors).
+        self.upcoming_session_keys: dict[str, list[str]] = {}
 
     def mint_code(self, openid: str) -> str:
         """A fresh one-time code for ``openid``: what the client's login call gives."""
@@ -100,7 +102,8 @@ class FakePlatform:
         return code
 
     def new_session_key(self, openid: str, size: int = 16) -> str:
-        key = base64.b64encode(secrets.token_bytes(size)).decode()
+        upcoming = self.upcoming_session_keys.get(openid)
+        key = upcoming.pop(0) if upcoming else base64.b64encode(secrets.token_bytes(size)).decode()
         self.session_keys.setdefault(openid, []).append(key)
         return key
 

@@ -321,10 +321,11 @@ test('request shape: phone(code) and decrypt() POST JSON with the session header
   const host = standIn('wx', { code: newUser() });
   const ms = client(host);
   await ms.login();
-  // The /platform/* routes are not on this server yet: the 404 must surface as an error.
+  // /platform/phone is not on this server yet: the 404 must surface as an error; so must
+  // /platform/decrypt's 400 for data that is not base64.
   await assert.rejects(ms.phone('phone-code-1'), { code: 'not_found', status: 404 });
   await assert.rejects(ms.decrypt({ encryptedData: 'ENC', iv: 'IV', extra: 'dropped' }),
-    { code: 'not_found', status: 404 });
+    { code: 'invalid_encrypted_data', status: 400 });
   const [phone, decrypt] = ['/platform/phone', '/platform/decrypt']
     .map((p) => host.standIn.log.find((r) => r.path === p));
   assert.equal(phone.method, 'POST');

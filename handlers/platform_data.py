@@ -1,0 +1,26 @@
+"""What the mini-program got from its platform, checked with the session's session_key:
+``POST /platform/decrypt`` and ``POST /platform/verify`` (JSON or form bodies)."""
+
+from handlers.base import ApiHandler
+
+
+class DecryptHandler(ApiHandler):
+    """``POST /platform/decrypt`` ``{encryptedData, iv}`` -> ``{"data": {...}, "watermark":
+    {"timestamp": ...}}``: the platform's plaintext, its watermark checked and taken out."""
+
+    async def post(self) -> None:
+        session = await self.current_session()
+        data, watermark = await self.ctx.service.decrypt_user_data(
+            session, self.body_field("encryptedData"), self.body_field("iv"))
+        self.write_json({"data": data, "watermark": watermark})
+
+
+class VerifyHandler(ApiHandler):
+    """``POST /platform/verify`` ``{rawData, signature}`` -> ``{"valid": true}``, or a 400
+    ``signature_mismatch``."""
+
+    async def post(self) -> None:
+        session = await self.current_session()
+        await self.ctx.service.verify_user_data(
+            session, self.body_field("rawData"), self.body_field("signature"))
+        self.write_json({"valid": True})
