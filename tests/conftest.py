@@ -94,15 +94,29 @@ def fake():
     return FakeWeChat(appid=WECHAT_APPID, secret=WECHAT_SECRET, clock=FakeClock())
 
 
-@pytest.fixture
-def api_base(io_loop, fake):
-    """The fake WeChat served on the test's IOLoop, on a free loopback port."""
+def serve_fakes(io_loop, *fakes):
+    """For a fixture to ``yield from``: ``fakes`` served on the test's IOLoop on one free
+    loopback port, yielding its base URL, closed after the test."""
     sock, port = tornado.testing.bind_unused_port()
-    server = tornado.httpserver.HTTPServer(make_app(fake))
+    server = tornado.httpserver.HTTPServer(make_app(*fakes))
     server.add_sockets([sock])
     yield f"http://127.0.0.1:{port}"
     server.stop()
     io_loop.run_sync(server.close_all_connections, timeout=5)
+
+
+def run_minisession(io_loop, config, **kwargs):
+    """For a ``server`` fixture to ``yield from``: a started Minisession, stopped after."""
+    instance = Minisession(config, **kwargs)
+    io_loop.run_sync(instance.start)
+    yield instance
+    io_loop.run_sync(instance.stop)
+
+
+@pytest.fixture
+def api_base(io_loop, fake):
+    """The fake WeChat served on the test's IOLoop, on a free loopback port."""
+    yield from serve_fakes(io_loop, fake)
 
 
 def wechat_config(api_base, timeout=5.0, **sections):
@@ -136,10 +150,7 @@ def config():
 
 @pytest.fixture
 def server(config, store, clock, io_loop):
-    instance = Minisession(config, clock=clock, store=store)
-    io_loop.run_sync(instance.start)
-    yield instance
-    io_loop.run_sync(instance.stop)
+    yield from run_minisession(io_loop, config, clock=clock, store=store)
 
 
 @pytest.fixture

@@ -7,16 +7,13 @@ session id, the anonymous session's data carries over and the anonymous session 
 """
 
 import pytest
-import tornado.httpserver
-import tornado.testing
 
 from server.clock import FakeClock
 from server.config import parse_config
-from server.fakes import make_app
 from server.fakes.douyin import FakeDouyin
 from server.platforms import Identity, ProviderError
 from server.sessions import identity_key
-from tests.conftest import ENCRYPTION_KEY, SECRET, on_both_stores
+from tests.conftest import ENCRYPTION_KEY, SECRET, on_both_stores, serve_fakes
 
 APPID = "tt-appid-0123"
 DOUYIN_SECRET = "douyin-secret-0123456789abcdef"
@@ -31,12 +28,8 @@ def douyin():
 
 @pytest.fixture
 def douyin_base(io_loop, douyin):
-    sock, port = tornado.testing.bind_unused_port()
-    server = tornado.httpserver.HTTPServer(make_app(douyin))
-    server.add_sockets([sock])
-    yield f"http://127.0.0.1:{port}/douyin"
-    server.stop()
-    io_loop.run_sync(server.close_all_connections, timeout=5)
+    for base in serve_fakes(io_loop, douyin):
+        yield base + "/douyin"
 
 
 @pytest.fixture

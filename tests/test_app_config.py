@@ -3,11 +3,10 @@
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from server.app import make_providers
 from server.config import SHORTHAND_APP, AppConfig, ConfigError, load_config, parse_config
+from server.fakes.alipay import generate_key_pair
 from tests.conftest import make_config, wechat_config
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
@@ -25,15 +24,6 @@ def error(data: dict, environ: dict | None = None) -> str:
     with pytest.raises(ConfigError) as info:
         parse_config(data, environ or {})
     return str(info.value)
-
-
-def pem_pair() -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-    return private, public
 
 
 def test_every_shipped_config_and_the_test_configs_still_load_as_one_app():
@@ -113,7 +103,7 @@ def test_safety_refusals_apply_to_each_app():
 
 
 def test_alipay_keys_from_a_file_or_the_environment_checked_as_pem(tmp_path):
-    private, public = pem_pair()
+    private, public = generate_key_pair()
     (tmp_path / "app.pem").write_text(private)
     app = {"platform": "alipay", "appid": "2021000000000000",
            "private_key_file": str(tmp_path / "app.pem")}

@@ -11,8 +11,7 @@ import pytest
 import tornado.web
 
 from handlers.extend import SessionRequestHandler
-from server.app import Minisession
-from tests.conftest import make_config, on_both_stores
+from tests.conftest import make_config, on_both_stores, run_minisession
 
 ADMIN_KEY = "admin-api-key-0123456789abcdefghijklmnop"
 IDLE = 7200
@@ -63,11 +62,8 @@ class WhoAmIHandler(SessionRequestHandler):
 
 @pytest.fixture
 def server(config, store, clock, io_loop):
-    instance = Minisession(config, clock=clock, store=store,
-                           extra_routes=[(r"/whoami", WhoAmIHandler)])
-    io_loop.run_sync(instance.start)
-    yield instance
-    io_loop.run_sync(instance.stop)
+    yield from run_minisession(io_loop, config, clock=clock, store=store,
+                               extra_routes=[(r"/whoami", WhoAmIHandler)])
 
 
 @pytest.fixture

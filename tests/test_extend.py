@@ -6,8 +6,7 @@ import pytest
 import tornado.web
 
 from handlers.extend import SessionRequestHandler
-from server.app import Minisession
-from tests.conftest import make_config, on_both_stores
+from tests.conftest import make_config, on_both_stores, run_minisession
 
 ADMIN_KEY = "admin-api-key-0123456789abcdefghijklmnop"
 
@@ -38,11 +37,8 @@ class GreetingHandler(SessionRequestHandler):
 
 @pytest.fixture
 def server(config, store, clock, io_loop):
-    instance = Minisession(config, clock=clock, store=store, extra_routes=[
-        (r"/orders", OrdersHandler), (r"/hello", GreetingHandler)])
-    io_loop.run_sync(instance.start)
-    yield instance
-    io_loop.run_sync(instance.stop)
+    yield from run_minisession(io_loop, config, clock=clock, store=store,
+                               extra_routes=[(r"/orders", OrdersHandler), (r"/hello", GreetingHandler)])
 
 
 @pytest.fixture

@@ -13,18 +13,15 @@ import struct
 from urllib.parse import urlencode
 
 import pytest
-import tornado.httpserver
-import tornado.testing
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from server.clock import FakeClock
 from server.config import parse_config
-from server.fakes import make_app
 from server.fakes.alipay import FakeAlipay, generate_key_pair
 from server.fakes.baidu import FakeBaidu
 from server.fakes.wechat import FakeWeChat
-from tests.conftest import ENCRYPTION_KEY, SECRET, WECHAT_SECRET, on_both_stores
+from tests.conftest import ENCRYPTION_KEY, SECRET, WECHAT_SECRET, on_both_stores, serve_fakes
 
 # The official WeChat demo's vector (also in wechatpy's and WxJava's tests).
 VECTOR_APPID = "wx4f4bc4dec97d474b"
@@ -83,12 +80,7 @@ def alipay(alipay_keys):
 
 @pytest.fixture
 def api_base(io_loop, fake, baidu, alipay):
-    sock, port = tornado.testing.bind_unused_port()
-    server = tornado.httpserver.HTTPServer(make_app(fake, baidu, alipay))
-    server.add_sockets([sock])
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-    io_loop.run_sync(server.close_all_connections, timeout=5)
+    yield from serve_fakes(io_loop, fake, baidu, alipay)
 
 
 @pytest.fixture

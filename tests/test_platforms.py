@@ -16,9 +16,7 @@ import pytest
 import tornado.httpserver
 import tornado.testing
 
-from server.app import Minisession
 from server.clock import FakeClock
-from server.fakes import make_app
 from server.fakes.alipay import FakeAlipay, generate_key_pair
 from server.fakes.baidu import FakeBaidu
 from server.fakes.cli import alipay_keys as write_alipay_keys
@@ -27,7 +25,7 @@ from server.fakes.kuaishou import FakeKuaishou
 from server.fakes.wechat import FakeQQ, FakeWeChat
 from server.platforms import PLATFORMS, AppCredentials, ProviderError, make_provider
 from server.platforms.alipay import top_level_members
-from tests.conftest import on_both_stores
+from tests.conftest import on_both_stores, run_minisession, serve_fakes
 from devtools.processes import _Process
 
 APPID = "fake-appid-0123"
@@ -57,12 +55,7 @@ def fakes(alipay_keys):
 @pytest.fixture
 def fake_base(io_loop, fakes):
     """Every fake platform served on the test's IOLoop, on one free loopback port."""
-    sock, port = tornado.testing.bind_unused_port()
-    server = tornado.httpserver.HTTPServer(make_app(*fakes.values()))
-    server.add_sockets([sock])
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-    io_loop.run_sync(server.close_all_connections, timeout=5)
+    yield from serve_fakes(io_loop, *fakes.values())
 
 
 def credentials(platform, base, alipay_keys, **overrides) -> AppCredentials:
@@ -345,10 +338,8 @@ def server(config, store, clock, io_loop, login_platform, fake_base, alipay_keys
     """minisession with one app on ``login_platform`` (served by the fakes), its provider
     configured as app "shop" (the name its warnings give)."""
     provider = make_provider(credentials(login_platform, fake_base, alipay_keys))
-    instance = Minisession(config, clock=clock, store=store, providers={"default": provider})
-    io_loop.run_sync(instance.start)
-    yield instance
-    io_loop.run_sync(instance.stop)
+    yield from run_minisession(io_loop, config, clock=clock, store=store,
+                               providers={"default": provider})
 
 
 @on_both_stores

@@ -21,7 +21,7 @@ from server.http.tornado_compat import (
     UntestedTornado,
     tornado_notice,
 )
-from tests.conftest import make_config
+from tests.conftest import make_config, run_minisession
 from devtools.processes import server_config, to_toml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,11 +104,8 @@ class PagedHandler(SessionRequestHandler):
 
 @pytest.fixture
 def server(config, store, clock, io_loop):
-    instance = Minisession(config, clock=clock, store=store,
-                           extra_routes=[(r"/paged", PagedHandler)])
-    io_loop.run_sync(instance.start)
-    yield instance
-    io_loop.run_sync(instance.stop)
+    yield from run_minisession(io_loop, config, clock=clock, store=store,
+                               extra_routes=[(r"/paged", PagedHandler)])
 
 
 @pytest.mark.gen_test(timeout=20)
