@@ -98,6 +98,18 @@ class ProviderError(DomainError):
         self.app: str | None = None
 
 
+class AccessTokenRejected(Exception):
+    """The platform refused the app's access_token that a call carried (WeChat 40001 "not the
+    latest", 40014 invalid, 42001 expired). The access-token service then expires that very
+    token, if it is still the current one, and runs the call once more with a fresh token.
+    The token is kept out of ``str``/``repr``: it is a credential."""
+
+    def __init__(self, token: str, errcode: int):
+        super().__init__(f"the platform refused the access_token (errcode {errcode})")
+        self.token = token
+        self.errcode = errcode
+
+
 class LoginProvider:
     """Exchanges a login code for an :class:`Identity`; one instance per app.
 
