@@ -84,6 +84,23 @@ class Binding(NamedTuple):
     bound_at: float
 
 
+class SessionKeys(NamedTuple):
+    """An identity's sealed session_keys: the newest, and the one it replaced, kept so that
+    data the client got just before a new login still opens for a short while."""
+
+    newest: str | None
+    previous: str | None = None
+    #: When ``previous`` stopped being the newest (None when there is no previous).
+    replaced_at: float | None = None
+
+
+class VerifiedPhone(NamedTuple):
+    """The phone number the platform verified for an identity, sealed, and when."""
+
+    sealed: str
+    verified_at: float
+
+
 def user_key(app: str, openid: str) -> str:
     """The one string naming an identity in storage: app names never contain ':'."""
     return f"{app}:{openid}"
@@ -188,7 +205,8 @@ class UserStore(StoreLifecycle):
                     now: float) -> LoginOutcome:
         """Record a login of ``user``; return the session it gets.
 
-        Stores the user's sealed ``session_key`` as the newest one. If the session most
+        Stores the user's sealed ``session_key`` as the newest one; a different newest one
+        already held becomes the previous one, replaced ``now`` (:meth:`session_keys`). If the session most
         recently issued to this identity (app, openid) was issued at or after ``reuse_since``
         and has not ended, returns it (``reused``) with the sealed id recorded when it was
         issued; otherwise stores ``candidate`` and makes it, with ``user.sealed_session_id``,
@@ -199,6 +217,27 @@ class UserStore(StoreLifecycle):
 
     async def session_key(self, app: str, openid: str) -> str | None:
         """The newest sealed session_key recorded for this identity (server-side use only)."""
+        raise NotImplementedError
+
+    async def session_keys(self, app: str, openid: str) -> SessionKeys | None:
+        """The newest sealed session_key and the previous one, with when it was replaced;
+        None for an unknown identity."""
+        raise NotImplementedError
+
+    async def replace_session_key(self, app: str, openid: str, sealed_session_key: str,
+                                  now: float) -> bool:
+        """Make ``sealed_session_key`` the newest (the platform reset it), the newest one
+        held becoming the previous one, replaced ``now``, as a login does. False for an
+        unknown identity (nothing is stored then). Concurrent replacements and logins end
+        with the last one written as the newest and the one it replaced as the previous."""
+        raise NotImplementedError
+
+    async def set_phone(self, app: str, openid: str, phone: VerifiedPhone) -> bool:
+        """Record the identity's platform-verified phone number (sealed), replacing any;
+        False for an unknown identity."""
+        raise NotImplementedError
+
+    async def phone(self, app: str, openid: str) -> VerifiedPhone | None:
         raise NotImplementedError
 
     async def bind(self, app: str, openid: str, user_id: str, now: float) -> None:

@@ -20,8 +20,10 @@ from server.stores.base import (
     LoginOutcome,
     SessionRecord,
     DataTooLarge,
+    SessionKeys,
     Store,
     UserLogin,
+    VerifiedPhone,
     data_size,
     user_key,
 )
@@ -32,16 +34,26 @@ EVICTION_LOG_INTERVAL = 60.0  # seconds between two warnings that the store is f
 
 
 class _User:
-    __slots__ = ("binding", "recent_at", "recent_sealed_id", "recent_session_id", "session_key",
-                 "unionid")
+    __slots__ = ("binding", "phone", "previous_session_key", "recent_at", "recent_sealed_id",
+                 "recent_session_id", "session_key", "session_key_replaced_at", "unionid")
 
     def __init__(self) -> None:
         self.unionid: str | None = None
         self.session_key: str | None = None
+        self.previous_session_key: str | None = None
+        self.session_key_replaced_at: float | None = None
+        self.phone: VerifiedPhone | None = None
         self.recent_session_id: str | None = None
         self.recent_sealed_id = ""
         self.recent_at = 0.0
         self.binding: Binding | None = None
+
+    def new_session_key(self, sealed: str | None, now: float) -> None:
+        if sealed is None or self.session_key is None:
+            self.previous_session_key = self.session_key_replaced_at = None
+        elif sealed != self.session_key:
+            self.previous_session_key, self.session_key_replaced_at = self.session_key, now
+        self.session_key = sealed
 
 
 class MemoryStore(Store):
@@ -63,7 +75,7 @@ class MemoryStore(Store):
     async def login(self, login: UserLogin, candidate: SessionRecord, reuse_since: float | None,
                     now: float) -> LoginOutcome:
         user = self._users.setdefault(user_key(login.app, login.openid), _User())
-        user.session_key = login.sealed_session_key
+        user.new_session_key(login.sealed_session_key, now)
         if login.unionid is not None:
             user.unionid = login.unionid
         if reuse_since is not None and user.recent_at >= reuse_since:
@@ -128,6 +140,32 @@ class MemoryStore(Store):
     async def session_key(self, app: str, openid: str) -> str | None:
         user = self._users.get(user_key(app, openid))
         return user.session_key if user else None
+
+    async def session_keys(self, app: str, openid: str) -> SessionKeys | None:
+        user = self._users.get(user_key(app, openid))
+        if user is None:
+            return None
+        return SessionKeys(user.session_key, user.previous_session_key,
+                           user.session_key_replaced_at)
+
+    async def replace_session_key(self, app: str, openid: str, sealed_session_key: str,
+                                  now: float) -> bool:
+        user = self._users.get(user_key(app, openid))
+        if user is None:
+            return False
+        user.new_session_key(sealed_session_key, now)
+        return True
+
+    async def set_phone(self, app: str, openid: str, phone: VerifiedPhone) -> bool:
+        user = self._users.get(user_key(app, openid))
+        if user is None:
+            return False
+        user.phone = phone
+        return True
+
+    async def phone(self, app: str, openid: str) -> VerifiedPhone | None:
+        user = self._users.get(user_key(app, openid))
+        return user.phone if user else None
 
     async def rename(self, session_id: str, new_id: str) -> SessionRecord | None:
         record = self._sessions.pop(session_id, None)

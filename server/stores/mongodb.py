@@ -12,7 +12,8 @@ Collections:
   index where the server has them, so MongoDB deletes expired sessions itself; FerretDB 1.x
   answers NotImplemented, and the server then purges periodically).
 - ``users``: one document per identity: ``{_id: "<app>:<openid>", app, openid,
-  session_key (sealed), unionid, user_id, bound_at, login_at, recent_session_id, recent_sealed_id, recent_at, generation}``. The ``recent_*``
+  session_key (sealed), previous_session_key (sealed), session_key_replaced_at, phone (sealed),
+  phone_verified_at, unionid, user_id, bound_at, login_at, recent_session_id, recent_sealed_id, recent_at, generation}``. The ``recent_*``
   fields make concurrent logins converge: the session is claimed with a compare-and-set on that
   single document, and ``recent_sealed_id`` (the raw id, AES-GCM sealed) lets later logins in
   the reuse window be handed the same id.
@@ -68,9 +69,11 @@ from server.stores.base import (
     Binding,
     DataTooLarge,
     LoginOutcome,
+    SessionKeys,
     SessionRecord,
     Store,
     UserLogin,
+    VerifiedPhone,
     canonical_user_id,
     data_size,
     user_key,
@@ -260,16 +263,34 @@ class MongoStore(Store):
                   "session_key": login.sealed_session_key, "login_at": _dt(now)}
         if login.unionid is not None:
             fields["unionid"] = login.unionid
+        key = user_key(login.app, login.openid)
         for _ in range(2):
             try:
-                return await self._users.find_one_and_update(
-                    {"_id": user_key(login.app, login.openid)}, {"$set": fields}, upsert=True,
-                    return_document=ReturnDocument.AFTER,
+                before = await self._users.find_one_and_update(
+                    {"_id": key}, {"$set": fields}, upsert=True,
+                    return_document=ReturnDocument.BEFORE,
                 )
             except DuplicateKeyError:
                 # Two first logins raced to insert the user; the loser now finds it and updates.
                 continue
+            await self._keep_previous_key(key, before, login.sealed_session_key, now)
+            return {**(before or {"_id": key}), **fields}
         raise StoreUnavailable("the user record could not be written, try again")
+
+    async def _keep_previous_key(self, key: str, before: dict | None, sealed: str | None,
+                                 now: float) -> None:
+        """After ``sealed`` was written as the newest session_key over ``before``: the key it
+        replaced becomes the previous one. Only while ``sealed`` is still the newest (each
+        sealing is unique): of two racing writes, the later one's previous is the earlier's."""
+        replaced = (before or {}).get("session_key")
+        if sealed is None or replaced is None:
+            update = {"$unset": {"previous_session_key": "", "session_key_replaced_at": ""}}
+        elif replaced != sealed:
+            update = {"$set": {"previous_session_key": replaced,
+                               "session_key_replaced_at": _dt(now)}}
+        else:
+            return
+        await self._users.update_one({"_id": key, "session_key": sealed}, update)
 
     @_guard
     async def login(self, login: UserLogin, candidate: SessionRecord, reuse_since: float | None,
@@ -409,6 +430,46 @@ class MongoStore(Store):
     async def session_key(self, app: str, openid: str) -> str | None:
         doc = await self._users.find_one({"_id": user_key(app, openid)}, {"session_key": 1})
         return doc.get("session_key") if doc else None
+
+    @_guard
+    async def session_keys(self, app: str, openid: str) -> SessionKeys | None:
+        doc = await self._users.find_one(
+            {"_id": user_key(app, openid)},
+            {"session_key": 1, "previous_session_key": 1, "session_key_replaced_at": 1})
+        if doc is None:
+            return None
+        replaced_at = doc.get("session_key_replaced_at")
+        return SessionKeys(doc.get("session_key"), doc.get("previous_session_key"),
+                           replaced_at.timestamp() if replaced_at else None)
+
+    @_guard
+    async def replace_session_key(self, app: str, openid: str, sealed_session_key: str,
+                                  now: float) -> bool:
+        key = user_key(app, openid)
+        async with self._exclusive("user:" + key):
+            before = await self._users.find_one_and_update(
+                {"_id": key}, {"$set": {"session_key": sealed_session_key}},
+                return_document=ReturnDocument.BEFORE)
+            if before is None:
+                return False
+            await self._keep_previous_key(key, before, sealed_session_key, now)
+        return True
+
+    @_guard
+    async def set_phone(self, app: str, openid: str, phone: VerifiedPhone) -> bool:
+        async with self._exclusive("user:" + user_key(app, openid)):
+            result = await self._users.update_one(
+                {"_id": user_key(app, openid)},
+                {"$set": {"phone": phone.sealed, "phone_verified_at": _dt(phone.verified_at)}})
+        return result.matched_count == 1
+
+    @_guard
+    async def phone(self, app: str, openid: str) -> VerifiedPhone | None:
+        doc = await self._users.find_one({"_id": user_key(app, openid)},
+                                         {"phone": 1, "phone_verified_at": 1})
+        if not doc or not doc.get("phone"):
+            return None
+        return VerifiedPhone(doc["phone"], doc["phone_verified_at"].timestamp())
 
     @_guard
     async def rename(self, session_id: str, new_id: str) -> SessionRecord | None:
