@@ -155,7 +155,7 @@ class Minisession:
         policy = SessionPolicy(
             idle_timeout=s.idle_timeout, max_lifetime=s.max_lifetime, touch_after=s.touch_after,
             login_reuse_window=s.login_reuse_window, data_max_bytes=s.data_max_bytes,
-            data_max_values=s.data_max_values,
+            data_max_values=s.data_max_values, session_key_grace=s.session_key_grace,
         )
         self.service = SessionService(self.store, self.store, SessionIdSigner(s.secrets),
                                       self.providers,

@@ -113,6 +113,8 @@ class SessionConfig:
     data_max_bytes: int = 16384
     #: Most JSON values (objects, arrays, strings, numbers...) session data may hold.
     data_max_values: int = 1000
+    #: Seconds a user's replaced platform session_key still opens data (0: not at all).
+    session_key_grace: int = 300
 
 
 @dataclass(frozen=True)
@@ -287,6 +289,19 @@ def _whole_seconds(minimum: int) -> Checker:
     return check
 
 
+#: The longest session_key grace: a replaced key is dead at the platform, and data the client
+#: got under it is minutes old at most when it arrives.
+MAX_SESSION_KEY_GRACE = 3600
+
+
+def _session_key_grace(key: str, value: object) -> int:
+    seconds = _whole_seconds(0)(key, value)
+    if seconds > MAX_SESSION_KEY_GRACE:
+        raise ConfigError(key, f"must be at most {MAX_SESSION_KEY_GRACE} seconds (a replaced "
+                               f"session_key is dead at the platform), got {seconds}")
+    return seconds
+
+
 def _timeout(key: str, value: object) -> float:
     if not (_is_int(value) or isinstance(value, float)):
         raise ConfigError(key, f"expected a number of seconds, {_got(value)}")
@@ -458,6 +473,7 @@ _SCHEMA: dict[str, tuple[type, dict[str, Checker]]] = {
         "cookie_samesite": _choice("Lax", "Strict", "None", ignore_case=True),
         "data_max_bytes": _positive_int,
         "data_max_values": _positive_int,
+        "session_key_grace": _session_key_grace,
     }),
     "store": (StoreConfig, {
         "backend": _choice("memory", "mongodb"),

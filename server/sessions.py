@@ -5,6 +5,7 @@ One request path: handler -> SessionService -> SessionStore / UserStore. This mo
 id a request carries, login reuse, and what session data may hold.
 """
 
+import contextlib
 import itertools
 import logging
 import math
@@ -21,6 +22,7 @@ from server.errors import (
     NotAuthenticated,
     SessionExpired,
     SessionInvalid,
+    SessionKeyStale,
     UnknownApp,
 )
 from server.ids import SessionIdSigner, storage_key
@@ -58,6 +60,8 @@ class SessionPolicy:
     login_reuse_window: int = 30
     data_max_bytes: int = 16384
     data_max_values: int = 1000
+    #: How long a replaced platform session_key still opens data (0: never).
+    session_key_grace: int = 300
 
 
 @dataclass
@@ -456,22 +460,49 @@ class SessionService:
             return None
         return self.sealer.open(sealed, _sealing_context("session_key", app, openid))
 
+    async def _usable_session_keys(self, app: str, openid: str) -> list[str | None]:
+        """The identity's session_keys to try, newest first: the newest (None when none is
+        held), then the one it replaced while within ``session_key_grace``."""
+        stored = await self.users.session_keys(app, openid)
+        if stored is None:
+            return [None]
+        context = _sealing_context("session_key", app, openid)
+        keys = [None if stored.newest is None else self.sealer.open(stored.newest, context)]
+        if stored.previous is not None and stored.replaced_at is not None \
+                and self.clock.now() - stored.replaced_at < self.policy.session_key_grace:
+            previous = self.sealer.open(stored.previous, context)
+            if previous is not None:
+                keys.append(previous)
+        return keys
+
     # -- the user data the platform gave the client ------------------------------------------
 
     async def decrypt_user_data(self, session: ActiveSession, encrypted_data,
                                 iv) -> tuple[dict, dict]:
-        """The client's ``encryptedData`` opened with its identity's newest session_key:
-        ``(data, watermark)`` (:func:`server.user_data.decrypt`)."""
+        """The client's ``encryptedData`` opened with its identity's newest session_key, or
+        the previous one within the grace period: ``(data, watermark)``
+        (:func:`server.user_data.decrypt`)."""
         credentials = self.providers[session.app].credentials
-        key = await self.session_key(session.app, session.openid)
-        return user_data.decrypt(credentials.platform, credentials.appid, key,
-                                 encrypted_data, iv)
+        newest, *older = await self._usable_session_keys(session.app, session.openid)
+        try:
+            return user_data.decrypt(credentials.platform, credentials.appid, newest,
+                                     encrypted_data, iv)
+        except SessionKeyStale:
+            # The client may have logged in again after it got the data.
+            for key in older:
+                with contextlib.suppress(SessionKeyStale):
+                    return user_data.decrypt(credentials.platform, credentials.appid, key,
+                                             encrypted_data, iv)
+            raise
 
     async def verify_user_data(self, session: ActiveSession, raw_data, signature) -> None:
-        """Checks ``rawData``'s signature with the identity's newest session_key; a 400
-        ``signature_mismatch`` when it is not the platform's."""
-        key = await self.session_key(session.app, session.openid)
-        if not user_data.signature_matches(key, raw_data, signature):
+        """Checks ``rawData``'s signature with the identity's newest session_key (or the
+        previous one within the grace period); a 400 ``signature_mismatch`` when it is not
+        the platform's."""
+        newest, *older = await self._usable_session_keys(session.app, session.openid)
+        if user_data.signature_matches(newest, raw_data, signature):
+            return
+        if not any(user_data.signature_matches(key, raw_data, signature) for key in older):
             raise InvalidInput("signature_mismatch",
                                "rawData is not signed with this user's session_key (changed, "
                                "or the client logged in again after getting it)")
