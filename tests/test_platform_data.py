@@ -53,6 +53,8 @@ RAW_DATA = ('{"nickName":"Band","gender":1,"language":"zh_CN","city":"Guangzhou"
 SIGNATURE = "75e81ceda165f4ffa64f4068af58c64b8f54b88c"
 
 BAIDU_APPKEY = "baidu-app-key-0123"
+#: session.session_key_grace's default: how long a replaced session_key still opens data.
+GRACE = 300
 ALIPAY_APPID = "2021000000000001"
 
 
@@ -162,10 +164,11 @@ async def test_official_vector_decrypts_to_the_published_plaintext(client, fake,
 
 @on_both_stores
 @pytest.mark.gen_test(timeout=30)
-async def test_data_of_an_earlier_session_key_is_stale(client, fake):
+async def test_data_of_an_earlier_session_key_is_stale(client, fake, clock):
     """The client logged in again after getting the data: the newest key cannot open it."""
     session = await login(client, fake, "alice", VECTOR_KEY)
     await login(client, fake, "alice")  # a new random session_key replaces the vector's
+    clock.advance(GRACE)  # the replaced key's grace period is over (test_session_key_grace)
     answer = await decrypt(client, session)
     assert_error(answer, 409, "session_key_stale")
     assert "log in again" in answer.json["message"]
@@ -227,7 +230,7 @@ async def test_data_watermarked_for_another_app_is_refused(client, fake):
 
 @on_both_stores
 @pytest.mark.gen_test(timeout=30)
-async def test_baidu_data_opens_with_its_own_cipher_and_layout(client, baidu):
+async def test_baidu_data_opens_with_its_own_cipher_and_layout(client, baidu, clock):
     key = base64.b64encode(secrets.token_bytes(24)).decode()
     iv = base64.b64encode(secrets.token_bytes(16)).decode()
     session = await login(client, baidu, "erin", key, app="temple")
@@ -243,13 +246,15 @@ async def test_baidu_data_opens_with_its_own_cipher_and_layout(client, baidu):
     assert_error(await decrypt(client, session, sealed("another-app-key"), iv), 400,
                  "watermark_mismatch")
     await login(client, baidu, "erin", app="temple")  # a new key
+    clock.advance(GRACE)  # the replaced key's grace period is over
     assert_error(await decrypt(client, session, sealed(BAIDU_APPKEY), iv), 409,
                  "session_key_stale")
 
 
 @on_both_stores
 @pytest.mark.gen_test(timeout=30)
-async def test_raw_data_signature_is_checked_with_the_stored_session_key(client, fake):
+async def test_raw_data_signature_is_checked_with_the_stored_session_key(client, fake,
+                                                                           clock):
     session = await login(client, fake, "frank", SIGN_KEY)
 
     async def verify(raw_data, signature, form=False):
@@ -269,8 +274,9 @@ async def test_raw_data_signature_is_checked_with_the_stored_session_key(client,
     assert_error(await verify(RAW_DATA, "0" * 40), 400, "signature_mismatch")
     assert_error(await verify(RAW_DATA, None), 400, "invalid_signature")
     assert_error(await verify(None, SIGNATURE), 400, "invalid_raw_data")
-    # Signed with a key the user no longer has: refused.
+    # Signed with a key the user no longer has (past its grace period): refused.
     await login(client, fake, "frank")
+    clock.advance(GRACE)
     assert_error(await verify(RAW_DATA, SIGNATURE), 400, "signature_mismatch")
 
 
