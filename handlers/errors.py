@@ -6,6 +6,7 @@ headers), which ``handlers.base.ApiHandler`` renders as ``{"error": code, "messa
 """
 
 from server.errors import (
+    AccessTokenUnsupported,
     AppRequired,
     DataTooLarge,
     DomainError,
@@ -47,6 +48,7 @@ _STATUS: dict[type, int] = {
     AppRequired: 404,
     RateLimited: 429,
     SessionKeyProblem: 409,
+    AccessTokenUnsupported: 409,
     StoreUnavailable: 503,
 }
 #: What a client sees when its platform did not log it in: ProviderError.code -> (status, the

@@ -27,6 +27,7 @@ from handlers.session import (
     SessionHandler,
 )
 from server import metrics, platforms
+from server.access_tokens import AccessTokens
 from server.clock import SystemClock
 from server.config import AppConfig, Config
 from server.errors import StoreUnavailable
@@ -157,10 +158,16 @@ class Minisession:
             login_reuse_window=s.login_reuse_window, data_max_bytes=s.data_max_bytes,
             data_max_values=s.data_max_values, session_key_grace=s.session_key_grace,
         )
+        sealer = Sealer(config.store.encryption_keys)
+        # Each app's one access_token: service.access_tokens.current(app) / .call(app, request).
+        access_tokens = AccessTokens(self.store, self.providers, self.clock, sealer,
+                                     config.access_token.lease_time,
+                                     config.access_token.refresh_margin)
         self.service = SessionService(self.store, self.store, SessionIdSigner(s.secrets),
                                       self.providers,
-                                      self.clock, policy, Sealer(config.store.encryption_keys),
-                                      default_app=config.login.default_app)
+                                      self.clock, policy, sealer,
+                                      default_app=config.login.default_app,
+                                      access_tokens=access_tokens)
         self.login_limits = LoginRateLimits(config.login.rate_per_address,
                                             config.login.rate_overall, self.clock,
                                             config.login.rate_ipv4_prefix,

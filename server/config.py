@@ -205,6 +205,16 @@ class AdminConfig:
 
 
 @dataclass(frozen=True)
+class AccessTokenConfig:
+    """Each app's one access_token (server/access_tokens.py)."""
+
+    #: Seconds a refresh may hold the app's lease; a holder that dies frees it after this.
+    lease_time: float = 15.0
+    #: Seconds before its expiry a token is renewed (stable_token renews 5 minutes before).
+    refresh_margin: int = 120
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig
     session: SessionConfig
@@ -213,6 +223,7 @@ class Config:
     wechat: WeChatConfig
     log: LogConfig
     admin: AdminConfig = AdminConfig()
+    access_token: AccessTokenConfig = AccessTokenConfig()
     notices: tuple[str, ...] = ()  # non-fatal warnings to log at start-up
     #: The mini-programs served, by name (at least one).
     apps: Mapping[str, AppConfig] = field(default_factory=dict)
@@ -508,6 +519,10 @@ _SCHEMA: dict[str, tuple[type, dict[str, Checker]]] = {
         "enabled": _boolean,
         "api_keys": _secret_list,
         "metrics_listen": _listen_address,
+    }),
+    "access_token": (AccessTokenConfig, {
+        "lease_time": _timeout,
+        "refresh_margin": _whole_seconds(1),
     }),
 }
 
@@ -961,6 +976,23 @@ def _build(data: dict, environ: Mapping[str, str]) -> Config:
                        f"/metrics (traffic and error rates, no user data) is reachable from the "
                        f"network; let only your Prometheus reach that port (firewall)")
 
+    # stable_token renews a token 5 minutes before it expires and answers expires_in >= 300:
+    # a margin that long would fetch the same token again on every need.
+    if value("access_token", "refresh_margin") >= 300:
+        raise ConfigError("access_token.refresh_margin",
+                          f"must be less than 300 seconds (WeChat renews the token only 5 "
+                          f"minutes before it expires), got {value('access_token', 'refresh_margin')}")
+    # The holder fetches under its lease: a lease shorter than a platform call could run out
+    # during the call and let a second refresh start.
+    slowest = max(app.timeout for app in apps.values())
+    if "lease_time" not in given["access_token"]:
+        given["access_token"]["lease_time"] = max(AccessTokenConfig.lease_time, 3 * slowest)
+    elif value("access_token", "lease_time") <= 2 * slowest:
+        raise ConfigError("access_token.lease_time",
+                          f"must be more than twice the longest app timeout ({slowest} s: a "
+                          f"fetch may take that long to connect and as long to answer), got "
+                          f"{value('access_token', 'lease_time')}")
+
     if value("store", "backend") == "memory":
         if value("server", "workers") > 1:
             raise ConfigError("server.workers",
@@ -976,6 +1008,7 @@ def _build(data: dict, environ: Mapping[str, str]) -> Config:
         wechat=WeChatConfig(**given["wechat"]),
         log=LogConfig(**given["log"]),
         admin=AdminConfig(**given["admin"]),
+        access_token=AccessTokenConfig(**given["access_token"]),
         notices=tuple(notices),
         apps=apps,
     )

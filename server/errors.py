@@ -109,3 +109,15 @@ class SessionKeyUnavailable(SessionKeyProblem):
     code = "session_key_unavailable"
     default_message = ("no platform session_key is held for this session (the platform has "
                        "none, or it was sealed with a key no longer configured)")
+
+
+# -- the app's access_token -----------------------------------------------------------------
+
+class AccessTokenUnsupported(DomainError):
+    """The app's platform has no access_token this server can hold for it."""
+
+    code = "not_supported"
+
+    def __init__(self, app: str, platform: str):
+        super().__init__(f"app {app} is on {platform}, whose access_token minisession does not "
+                         f"hold (WeChat and QQ apps only)")

@@ -63,6 +63,11 @@ PLATFORM_CALL_DURATION = Histogram(
 LOGIN_RATE_LIMITED = Counter(
     "minisession_login_rate_limited",
     "Logins refused with 429 by a login rate limit (per_address or overall)", ["limit"])
+ACCESS_TOKEN_REFRESHES = Counter(
+    "minisession_access_token_refreshes",
+    "Fetches of an app's access_token from its platform, by app, mode (normal, or force after "
+    "the platform refused the current token) and outcome (ok or the error code)",
+    ["app", "mode", "outcome"])
 
 # Known label values start at 0, so that rate() and alerts see them before the first event.
 for _kind in ("logout", "admin", "rotation_supersede"):
@@ -92,6 +97,10 @@ def count_revoked(kind: str, sessions: int = 1) -> None:
 def count_expired(how: str, sessions: int = 1) -> None:
     if sessions:
         SESSIONS_EXPIRED.labels(how).inc(sessions)
+
+
+def count_access_token_refresh(app: str, mode: str, outcome: str) -> None:
+    ACCESS_TOKEN_REFRESHES.labels(app, mode, outcome).inc()
 
 
 def registry() -> CollectorRegistry:

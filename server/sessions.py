@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from server import metrics, user_data
+from server.access_tokens import AccessTokens
 from server.errors import (
     AppRequired,
     DataTooLarge,
@@ -125,10 +126,12 @@ def legacy_resealer(sealer: Sealer, app: str):
 class SessionService:
     def __init__(self, sessions: SessionStore, users: UserStore, signer: SessionIdSigner,
                  providers: Mapping[str, LoginProvider], clock, policy: SessionPolicy,
-                 sealer: Sealer, default_app: str | None = None):
+                 sealer: Sealer, default_app: str | None = None, access_tokens=None):
         """``sessions``, ``users``: the two store contracts (one backend usually serves
         both). ``providers``: each app's login provider, by app name. ``default_app``: the app
-        of a login that names none (with a single app, that app)."""
+        of a login that names none (with a single app, that app). ``access_tokens``: each
+        app's one access_token (:class:`server.access_tokens.AccessTokens`), for the calls to a
+        platform that need it; built from the arguments when not given."""
         self.sessions = sessions
         self.users = users
         self.signer = signer
@@ -139,6 +142,7 @@ class SessionService:
         self.clock = clock
         self.policy = policy
         self.sealer = sealer
+        self.access_tokens = access_tokens or AccessTokens(users, self.providers, clock, sealer)
 
     # -- lifetimes -------------------------------------------------------------------------
 

@@ -98,6 +98,14 @@ class ProviderError(DomainError):
         self.app: str | None = None
 
 
+@dataclass(frozen=True)
+class AccessTokenGrant:
+    """An access_token as the platform gave it: valid for ``expires_in`` seconds from now."""
+
+    value: str = field(repr=False)  # a credential
+    expires_in: int
+
+
 class AccessTokenRejected(Exception):
     """The platform refused the app's access_token that a call carried (WeChat 40001 "not the
     latest", 40014 invalid, 42001 expired). The access-token service then expires that very
@@ -119,6 +127,8 @@ class LoginProvider:
     name = "abstract"
     #: Whether the platform also gives an anonymous login code (Douyin's ``anonymousCode``).
     takes_anonymous_code = False
+    #: Whether the provider has ``fetch_access_token(force)`` (see server/access_tokens.py).
+    supports_access_token = False
 
     def __init__(self, credentials: AppCredentials):
         self.credentials = credentials

@@ -8,3 +8,5 @@ class QQLoginProvider(WeChatLoginProvider):
     name = "qq"
     label = "QQ"
     login_call = "qq.login()"
+    # QQ's access_token comes from another API (GET /api/getToken), not stable_token.
+    supports_access_token = False

@@ -5,7 +5,13 @@ exchange it, with the appid and secret, for the user's ``openid``, ``session_key
 bound to an Open Platform account, ``unionid``. Errors come as ``{errcode, errmsg}`` at HTTP 200.
 """
 
-from server.platforms.base import HttpLoginProvider, Identity, require_code
+from server.platforms.base import (
+    AccessTokenGrant,
+    HttpLoginProvider,
+    Identity,
+    ProviderError,
+    require_code,
+)
 
 # errcode -> (generic code, seconds to wait or None). Others are ``platform_error``.
 _ERRORS = {
@@ -20,6 +26,17 @@ _ERRORS = {
     41004: ("platform_misconfigured", None),  # appsecret missing
 }
 
+# stable_token errcodes -> (generic code, seconds to wait or None). Others are platform_error.
+_TOKEN_ERRORS = {
+    -1: ("platform_busy", 1),
+    40001: ("platform_misconfigured", None),  # invalid credential: wrong secret
+    40013: ("platform_misconfigured", None),  # invalid appid
+    40125: ("platform_misconfigured", None),  # invalid appsecret
+    40164: ("platform_misconfigured", None),  # this server's IP is not on the app's whitelist
+    45009: ("platform_rate_limited", 3600),   # daily quota reached
+    45011: ("platform_rate_limited", 60),
+}
+
 
 class WeChatLoginProvider(HttpLoginProvider):
     """Exchanges ``wx.login()`` codes (production ``api_base``: https://api.weixin.qq.com)."""
@@ -29,6 +46,7 @@ class WeChatLoginProvider(HttpLoginProvider):
     endpoint = "code2Session"
     code_name = "errcode"
     login_call = "wx.login()"
+    supports_access_token = True
 
     async def _exchange(self, code, anonymous_code=None) -> Identity:
         code = require_code(self.login_call, code)
@@ -46,3 +64,28 @@ class WeChatLoginProvider(HttpLoginProvider):
         generic, retry_after = _ERRORS.get(errcode, ("platform_error", None))
         hint = f"call {self.login_call} again for a new code" if generic == "code_invalid" else ""
         raise self.refused(generic, errcode, data.get("errmsg"), hint, retry_after)
+
+    async def fetch_access_token(self, force: bool = False) -> AccessTokenGrant:
+        """The app's access_token from ``POST /cgi-bin/stable_token``: in normal mode the
+        current one (the same while valid, renewed 5 minutes before expiry); with ``force``, a
+        new one that invalidates the old (WeChat allows 20 a day, 30 s apart)."""
+        try:
+            data = await self._send_json("POST", "/cgi-bin/stable_token", json={
+                "grant_type": "client_credential",
+                "appid": self.credentials.appid,
+                "secret": self.credentials.secret,
+                "force_refresh": force,
+            })
+        except ProviderError as error:
+            error.app = self.credentials.name
+            raise
+        errcode = data.get("errcode", 0)
+        if errcode == 0:
+            expires_in = data.get("expires_in")
+            if not isinstance(expires_in, int) or isinstance(expires_in, bool) or expires_in < 1:
+                raise self.unreadable("an access_token without a usable expires_in")
+            return AccessTokenGrant(self.required_text(data.get("access_token")), expires_in)
+        generic, retry_after = _TOKEN_ERRORS.get(errcode, ("platform_error", None))
+        error = self.refused(generic, errcode, data.get("errmsg"), retry_after=retry_after)
+        error.app = self.credentials.name
+        raise error

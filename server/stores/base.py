@@ -2,7 +2,8 @@
 
 Two contracts, each a handful of methods: :class:`SessionStore` (what sessions need: read,
 slide, end, data, rotation, listing and revocation) and :class:`UserStore` (what identities
-need: logins, session_keys, bindings). Both share :class:`StoreLifecycle` (open, close, ping).
+need: logins, session_keys, bindings), and the small :class:`AppTokenStore` (each app's
+access_token and the lease to refresh it). All share :class:`StoreLifecycle` (open, close, ping).
 A backend is one module implementing both: :class:`server.stores.memory.MemoryStore`
 (embedded default, one process) and :class:`server.stores.mongodb.MongoStore` (production,
 through motor). One contract suite (``tests/test_store_contract.py``) covers every method of
@@ -270,5 +271,45 @@ class UserStore(StoreLifecycle):
         raise NotImplementedError
 
 
-class Store(SessionStore, UserStore):
-    """A backend: both contracts over one storage (a login writes a session and its user)."""
+@dataclass(frozen=True)
+class StoredAppToken:
+    """An app's access_token as stored: sealed (:mod:`server.sealing`), with a fingerprint to
+    compare it by (sealing is randomized) and its expiry (seconds since the epoch)."""
+
+    sealed_value: str = field(repr=False)
+    fingerprint: str
+    expires_at: float
+
+
+class AppTokenStore(StoreLifecycle):
+    """Each app's one access_token, and the lease that lets one process at a time refresh it
+    (across every process sharing the store; see :mod:`server.access_tokens`)."""
+
+    async def app_token(self, app: str) -> StoredAppToken | None:
+        """The app's stored token (expired or not), or None."""
+        raise NotImplementedError
+
+    async def take_token_lease(self, app: str, holder: str, now: float,
+                               lease_time: float) -> bool:
+        """Take the app's refresh lease for ``lease_time`` seconds from ``now``; True when
+        ``holder`` got it. At most one holder at a time; a lease past its time is free."""
+        raise NotImplementedError
+
+    async def release_token_lease(self, app: str, holder: str) -> None:
+        """Give the lease back, if ``holder`` still holds it (else nothing)."""
+        raise NotImplementedError
+
+    async def save_app_token(self, app: str, token: StoredAppToken, holder: str,
+                             now: float) -> bool:
+        """Store ``token`` as the app's, if ``holder`` still holds an unexpired lease at
+        ``now``; False (nothing written) otherwise."""
+        raise NotImplementedError
+
+    async def expire_app_token(self, app: str, fingerprint: str) -> bool:
+        """Mark the stored token expired if its fingerprint is ``fingerprint`` (it is still the
+        current one); False when it is not (or there is none)."""
+        raise NotImplementedError
+
+
+class Store(SessionStore, UserStore, AppTokenStore):
+    """A backend: every contract over one storage (a login writes a session and its user)."""

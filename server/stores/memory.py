@@ -22,6 +22,7 @@ from server.stores.base import (
     DataTooLarge,
     SessionKeys,
     Store,
+    StoredAppToken,
     UserLogin,
     VerifiedPhone,
     data_size,
@@ -67,6 +68,8 @@ class MemoryStore(Store):
         # to expiry is found without a scan. Outdated entries are skipped when popped.
         self._expiries: list[tuple[float, str]] = []
         self._warned_full_at: float | None = None
+        self._app_tokens: dict[str, StoredAppToken] = {}
+        self._token_leases: dict[str, tuple[str, float]] = {}  # app -> (holder, until)
 
     def session_count(self) -> int:
         """How many sessions are held (expired ones included until purged or evicted)."""
@@ -251,6 +254,38 @@ class MemoryStore(Store):
         self._sessions, self._users = dict(self._sessions), dict(self._users)
         self._rebuild_expiries()
         return len(expired)
+
+    # -- access_tokens (per process: one server's lease is always free of others) ----------
+
+    async def app_token(self, app: str) -> StoredAppToken | None:
+        return self._app_tokens.get(app)
+
+    async def take_token_lease(self, app: str, holder: str, now: float,
+                               lease_time: float) -> bool:
+        held = self._token_leases.get(app)
+        if held is not None and held[1] > now and held[0] != holder:
+            return False
+        self._token_leases[app] = (holder, now + lease_time)
+        return True
+
+    async def release_token_lease(self, app: str, holder: str) -> None:
+        if self._token_leases.get(app, ("",))[0] == holder:
+            del self._token_leases[app]
+
+    async def save_app_token(self, app: str, token: StoredAppToken, holder: str,
+                             now: float) -> bool:
+        held = self._token_leases.get(app)
+        if held is None or held[0] != holder or held[1] <= now:
+            return False
+        self._app_tokens[app] = token
+        return True
+
+    async def expire_app_token(self, app: str, fingerprint: str) -> bool:
+        token = self._app_tokens.get(app)
+        if token is None or token.fingerprint != fingerprint:
+            return False
+        self._app_tokens[app] = StoredAppToken(token.sealed_value, token.fingerprint, 0.0)
+        return True
 
     # -- bounds ----------------------------------------------------------------------------
 

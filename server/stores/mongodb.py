@@ -21,6 +21,11 @@ Collections:
 - ``revoked_handles``: ``{_id: handle, expires_at}``, an hour-long trace of each revoke by
   handle.
 - ``locks``: only on servers whose updates are not atomic (below).
+- ``app_tokens``: ``{_id: app, sealed_value, fingerprint, expires_at}``: each app's one
+  access_token, sealed; ``token_leases``: ``{_id: app, holder, until}``: who may refresh it.
+  A lease is taken by inserting its document (a unique ``_id`` is atomic on FerretDB too), so
+  one process at a time refreshes; the token is written and expired only by the lease holder,
+  which keeps FerretDB's non-atomic updates safe (see :mod:`server.access_tokens`).
 
 Rotation moves a session to a new ``_id`` (delete, then insert), and a revoke running in between
 would find nothing. So revokes leave a mark first and a rename looks for it after its insert,
@@ -72,6 +77,7 @@ from server.stores.base import (
     SessionKeys,
     SessionRecord,
     Store,
+    StoredAppToken,
     UserLogin,
     VerifiedPhone,
     canonical_user_id,
@@ -159,6 +165,8 @@ class MongoStore(Store):
         self._revoked_handles = db["revoked_handles"]
         self._unionid_bindings = db["unionid_bindings"]
         self._locks = DocumentLocks(db["locks"], timeout)
+        self._app_tokens = db["app_tokens"]
+        self._token_leases = db["token_leases"]
         self.needs_purge = False
         self.indexes_ready = False
         #: False on servers that do not apply single-document updates atomically (FerretDB).
@@ -635,6 +643,63 @@ class MongoStore(Store):
             pass  # a concurrent revoke of the same handle made the mark
         result = await self._sessions.delete_many({"$or": [{"handle": handle}, {"_id": handle}]})
         return result.deleted_count > 0
+
+    # -- access_tokens ----------------------------------------------------------------------
+
+    @_guard
+    async def app_token(self, app: str) -> StoredAppToken | None:
+        doc = await self._app_tokens.find_one({"_id": app})
+        if doc is None:
+            return None
+        return StoredAppToken(doc["sealed_value"], doc["fingerprint"],
+                              doc["expires_at"].timestamp())
+
+    @_guard
+    async def take_token_lease(self, app: str, holder: str, now: float,
+                               lease_time: float) -> bool:
+        for _ in range(2):
+            try:
+                await self._token_leases.insert_one(
+                    {"_id": app, "holder": holder, "until": _dt(now + lease_time)})
+                return True
+            except DuplicateKeyError:
+                held = await self._token_leases.find_one({"_id": app})
+                if held is None:
+                    continue  # released meanwhile
+                if held["holder"] == holder:
+                    return True
+                if held["until"] > _dt(now):
+                    return False
+                # Its holder died (or stalled) holding it: break that very lease, then retry.
+                await self._token_leases.delete_one({"_id": app, "holder": held["holder"]})
+        return False
+
+    @_guard
+    async def release_token_lease(self, app: str, holder: str) -> None:
+        await self._token_leases.delete_one({"_id": app, "holder": holder})
+
+    @_guard
+    async def save_app_token(self, app: str, token: StoredAppToken, holder: str,
+                             now: float) -> bool:
+        held = await self._token_leases.find_one(
+            {"_id": app, "holder": holder, "until": {"$gt": _dt(now)}}, {"_id": 1})
+        if held is None:
+            return False
+        document = {"sealed_value": token.sealed_value, "fingerprint": token.fingerprint,
+                    "expires_at": _dt(token.expires_at)}
+        for _ in range(2):
+            try:
+                await self._app_tokens.replace_one({"_id": app}, document, upsert=True)
+                return True
+            except DuplicateKeyError:
+                continue  # raced another first write of this app's token; now it exists
+        raise StoreUnavailable("the access_token could not be written, try again")
+
+    @_guard
+    async def expire_app_token(self, app: str, fingerprint: str) -> bool:
+        result = await self._app_tokens.update_one(
+            {"_id": app, "fingerprint": fingerprint}, {"$set": {"expires_at": _dt(0)}})
+        return result.matched_count == 1
 
     # -- upgrade -------------------------------------------------------------------------------
 
