@@ -18,6 +18,12 @@ WeChat is also served at the root (``api_base = http://HOST:PORT``), as ``minise
 fake-wechat`` always did. Codes (minted, or magic like ``user:alice`` and ``err:40029``) are
 described in :mod:`server.fakes.base`. ``POST /fake/login`` ``{"openid": ..., "platform": ...}``
 mints a code; ``GET /fake/stats`` counts the calls each platform answered.
+
+WeChat's calls about one user (``/wxa/checksession``, ``/wxa/resetusersessionkey``,
+``/wxa/business/getuserphonenumber``: :mod:`server.fakes.wechat_user`) are counted in
+``/fake/stats`` as ``user_calls``. ``POST /fake/phone`` ``{"openid": ..., "phoneNumber":
+"13800138000", "countryCode": "86"}`` (number and country optional) mints a
+``getPhoneNumber`` code for that user, as the client's button would get it.
 """
 
 import json
@@ -61,7 +67,30 @@ class StatsHandler(_FakesHandler):
         stats = {"calls": {name: fake.calls for name, fake in self.fakes.items()}}
         if "wechat" in self.fakes:  # the name minisession fake-wechat always used
             stats["jscode2session_calls"] = self.fakes["wechat"].calls
+            stats["user_calls"] = dict(self.fakes["wechat"].user_calls)
         self.write(stats)
+
+
+class PhoneCodeHandler(_FakesHandler):
+    """``POST /fake/phone`` ``{"openid", "phoneNumber"?, "countryCode"?}`` -> ``{"code"}``:
+    what WeChat's getPhoneNumber button gives the client."""
+
+    def post(self) -> None:
+        try:
+            body = json.loads(self.request.body)
+        except ValueError:
+            body = None
+        body = body if isinstance(body, dict) else {}
+        openid, number = body.get("openid"), body.get("phoneNumber")
+        country = body.get("countryCode", "86")
+        fake = self.fakes.get("wechat")
+        if fake is None or not isinstance(openid, str) or not re.fullmatch(OPENID, openid) \
+                or not (number is None or isinstance(number, str) and number.isdigit()) \
+                or not (isinstance(country, str) and country.isdigit()):
+            self.set_status(400)
+            return self.write({"error": 'send {"openid": "...", "phoneNumber": "<digits>", '
+                                        '"countryCode": "<digits>"} (number, country optional)'})
+        self.write({"code": fake.phone_codes.mint(openid, number, country)})
 
 
 def _log_request(handler: tornado.web.RequestHandler) -> None:
@@ -81,5 +110,6 @@ def make_app(*fakes: FakePlatform) -> tornado.web.Application:
     if "wechat" in by_name:
         routes += by_name["wechat"].routes()
     routes += [(r"/fake/login", LoginHandler, {"fakes": by_name}),
-               (r"/fake/stats", StatsHandler, {"fakes": by_name})]
+               (r"/fake/stats", StatsHandler, {"fakes": by_name}),
+               (r"/fake/phone", PhoneCodeHandler, {"fakes": by_name})]
     return tornado.web.Application(routes, log_function=_log_request)

@@ -9,7 +9,9 @@ session_key each time, plus ``"unionid": "union-<openid>"`` when started with ``
 
 import hmac
 import secrets
+from collections import Counter
 
+from server.fakes import wechat_user
 from server.fakes.base import FakeHandler, FakePlatform, is_number
 
 # WeChat's wording for the errcodes it commonly returns.
@@ -41,6 +43,18 @@ class FakeWeChat(FakePlatform):
                  unionid: bool = False):
         super().__init__(appid, secret, clock, unionid)
         self.errcode_zero = False
+        #: getPhoneNumber codes (:mod:`server.fakes.wechat_user`).
+        self.phone_codes = wechat_user.FakePhoneCodes(self.clock)
+        #: Calls of checksession, resetusersessionkey, getuserphonenumber, by API.
+        self.user_calls: Counter = Counter()
+
+    def access_token_errcode(self, token: str) -> int:
+        """0 when a call may use this access_token, else WeChat's errcode for it."""
+        return 0
+
+    def reset_session_key(self, openid: str) -> str:
+        """resetUserSessionKey: a new session_key for ``openid``, the old one invalid."""
+        return self.new_session_key(openid)
 
     @property
     def jscode2session_calls(self) -> int:
@@ -56,7 +70,8 @@ class FakeWeChat(FakePlatform):
         return answer
 
     def routes(self) -> list:
-        return [(r"/sns/jscode2session", Jscode2SessionHandler, {"fake": self})]
+        return [(r"/sns/jscode2session", Jscode2SessionHandler, {"fake": self}),
+                *wechat_user.routes(self)]
 
 
 class FakeQQ(FakeWeChat):
