@@ -1,5 +1,6 @@
 """What the mini-program got from its platform, checked with the session's session_key:
-``POST /platform/decrypt`` and ``POST /platform/verify`` (JSON or form bodies)."""
+``POST /platform/decrypt`` and ``POST /platform/verify`` (JSON or form bodies); and the
+platform's calls about the session's user: ``POST /platform/phone``, ``GET /platform/check``."""
 
 from handlers.base import ApiHandler
 
@@ -24,3 +25,23 @@ class VerifyHandler(ApiHandler):
         await self.ctx.service.verify_user_data(
             session, self.body_field("rawData"), self.body_field("signature"))
         self.write_json({"valid": True})
+
+
+class PhoneHandler(ApiHandler):
+    """``POST /platform/phone`` ``{code}`` (the ``getPhoneNumber`` button's code) ->
+    ``{phoneNumber, purePhoneNumber, countryCode}``, as the platform verified it; recorded
+    for the app's backend."""
+
+    async def post(self) -> None:
+        session = await self.current_session()
+        phone = await self.ctx.platform_calls.phone_number(session, self.body_field("code"))
+        self.write_json(phone.as_json())
+
+
+class CheckHandler(ApiHandler):
+    """``GET /platform/check`` -> ``{"valid": true|false}``: whether the platform still holds
+    the stored session_key as the user's (WeChat's checkSessionKey)."""
+
+    async def get(self) -> None:
+        session = await self.current_session()
+        self.write_json({"valid": await self.ctx.platform_calls.session_key_valid(session)})

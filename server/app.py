@@ -19,7 +19,8 @@ from handlers.base import NotFoundHandler, loggable_route
 from handlers.forward_auth import ForwardAuthHandler
 from handlers.health import HealthHandler, ReadyHandler
 from handlers.openapi import OpenApiHandler, openapi_json
-from handlers.platform_data import DecryptHandler, VerifyHandler
+from handlers.admin_users import SessionKeyResetHandler, UserHandler
+from handlers.platform_data import CheckHandler, DecryptHandler, PhoneHandler, VerifyHandler
 from handlers.session import (
     LoginHandler,
     RotateHandler,
@@ -35,6 +36,7 @@ from server.http import log_redaction, tornado_compat
 from server.http.client_address import parse_networks
 from server.ids import SessionIdSigner
 from server.instrument import InstrumentedProvider, InstrumentedStore
+from server.platform_calls import PlatformCalls
 from server.platforms import AppCredentials, LoginProvider
 from server.ratelimit import LoginRateLimits
 from server.sealing import Sealer
@@ -59,12 +61,17 @@ ROUTES = [
     # The user data the client got from its platform, opened with the stored session_key.
     (r"/platform/decrypt", DecryptHandler),
     (r"/platform/verify", VerifyHandler),
+    # The platform's calls about the session's user, with the app's access_token.
+    (r"/platform/phone", PhoneHandler),
+    (r"/platform/check", CheckHandler),
     # For a proxy in front of the app's backend (nginx auth_request, Traefik, Caddy).
     (r"/auth", ForwardAuthHandler),
     # For the app's backend (admin.enabled, API key required).
     (r"/introspect", IntrospectHandler),
     (r"/admin/apps/([^/]+)/bindings/([^/]+)", BindingHandler),
     (r"/admin/apps/([^/]+)/sessions", SessionsHandler),
+    (r"/admin/apps/([^/]+)/users/([^/]+)", UserHandler),
+    (r"/admin/apps/([^/]+)/users/([^/]+)/session_key/reset", SessionKeyResetHandler),
     (r"/admin/unionids/([^/]+)/binding", UnionidBindingHandler),
     # The paths of the single-app versions: the default app.
     (r"/admin/bindings/([^/]+)", BindingHandler),
@@ -168,6 +175,7 @@ class Minisession:
                                       self.clock, policy, sealer,
                                       default_app=config.login.default_app,
                                       access_tokens=access_tokens)
+        self.platform_calls = PlatformCalls(self.service)
         self.login_limits = LoginRateLimits(config.login.rate_per_address,
                                             config.login.rate_overall, self.clock,
                                             config.login.rate_ipv4_prefix,

@@ -106,6 +106,20 @@ class AccessTokenGrant:
     expires_in: int
 
 
+@dataclass(frozen=True)
+class PhoneNumber:
+    """A user's phone number as the platform verified it (WeChat's ``phone_info``)."""
+
+    phone_number: str = field(repr=False)  # with the country code for numbers abroad
+    pure_phone_number: str = field(repr=False)
+    country_code: str
+
+    def as_json(self) -> dict:
+        """WeChat's own field names, as clients and backends know them."""
+        return {"phoneNumber": self.phone_number, "purePhoneNumber": self.pure_phone_number,
+                "countryCode": self.country_code}
+
+
 class AccessTokenRejected(Exception):
     """The platform refused the app's access_token that a call carried (WeChat 40001 "not the
     latest", 40014 invalid, 42001 expired). The access-token service then expires that very

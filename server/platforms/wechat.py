@@ -1,14 +1,22 @@
 """WeChat: code2Session (``GET /sns/jscode2session``); QQ speaks the same protocol (:mod:`.qq`).
+With the app's access_token: stable_token, checkSessionKey, resetUserSessionKey and the phone
+number of a ``getPhoneNumber`` code.
 
 The mini-program calls ``wx.login()`` and sends us the one-time code (5 minutes, once); we
 exchange it, with the appid and secret, for the user's ``openid``, ``session_key`` and, for apps
 bound to an Open Platform account, ``unionid``. Errors come as ``{errcode, errmsg}`` at HTTP 200.
 """
 
+import hashlib
+import hmac
+
+from server.errors import SessionKeyStale
 from server.platforms.base import (
     AccessTokenGrant,
+    AccessTokenRejected,
     HttpLoginProvider,
     Identity,
+    PhoneNumber,
     ProviderError,
     require_code,
 )
@@ -89,3 +97,83 @@ class WeChatLoginProvider(HttpLoginProvider):
         error = self.refused(generic, errcode, data.get("errmsg"), retry_after=retry_after)
         error.app = self.credentials.name
         raise error
+
+    # -- calls about one user, with the app's access_token ------------------------------------
+
+    async def check_session_key(self, access_token: str, openid: str, session_key: str) -> bool:
+        """``GET /wxa/checksession``: whether WeChat still holds ``session_key`` as the user's."""
+        data = await self._user_call("GET", "/wxa/checksession", access_token,
+                                     params=_signed(openid, session_key))
+        errcode = data.get("errcode", 0)
+        if errcode in (0, _INVALID_SIGNATURE):
+            return errcode == 0
+        raise self._user_call_refused(data)
+
+    async def reset_session_key(self, access_token: str, openid: str, session_key: str) -> str:
+        """``GET /wxa/resetusersessionkey``: the user's new session_key (the old one, signed
+        with here, stops working)."""
+        data = await self._user_call("GET", "/wxa/resetusersessionkey", access_token,
+                                     params=_signed(openid, session_key))
+        errcode = data.get("errcode", 0)
+        if errcode == 0:
+            return self.required_text(data.get("session_key"))
+        if errcode == _INVALID_SIGNATURE:
+            raise SessionKeyStale("WeChat no longer holds this user's stored session_key (the "
+                                  "user logged in elsewhere since?): it resets only the current "
+                                  "one; the user must log in again")
+        raise self._user_call_refused(data)
+
+    async def phone_number(self, access_token: str, code: str, openid: str) -> PhoneNumber:
+        """``POST /wxa/business/getuserphonenumber``: the number behind a ``getPhoneNumber``
+        code, which WeChat checks was given to ``openid``."""
+        data = await self._user_call("POST", "/wxa/business/getuserphonenumber", access_token,
+                                     json={"code": code, "openid": openid})
+        errcode = data.get("errcode", 0)
+        if errcode == 0:
+            info = data.get("phone_info")
+            if not isinstance(info, dict):
+                raise self.unreadable("a phone number answer without phone_info")
+            return PhoneNumber(self.required_text(info.get("phoneNumber")),
+                               self.required_text(info.get("purePhoneNumber")),
+                               self.required_text(info.get("countryCode")))
+        if errcode == _INVALID_CODE:
+            raise self.refused("code_invalid", errcode, data.get("errmsg"),
+                               "get a new code from the getPhoneNumber button (a code works "
+                               "once, for 5 minutes)")
+        raise self._user_call_refused(data)
+
+    async def _user_call(self, method: str, path: str, access_token: str, params=None,
+                         **kwargs) -> dict:
+        """The answer of a call carrying the access_token (kept out of every log line and
+        error); AccessTokenRejected when WeChat refuses that token."""
+        data = await self._send_json(method, path, params={**(params or {}),
+                                                           "access_token": access_token},
+                                     **kwargs)
+        errcode = data.get("errcode", 0)
+        if errcode in _TOKEN_REJECTED:
+            raise AccessTokenRejected(access_token, errcode)
+        return data
+
+    def _user_call_refused(self, data: dict) -> ProviderError:
+        errcode = data.get("errcode")
+        generic, retry_after = _USER_CALL_ERRORS.get(errcode, ("platform_error", None))
+        error = self.refused(generic, errcode, data.get("errmsg"), retry_after=retry_after)
+        error.app = self.credentials.name
+        return error
+
+
+#: errcodes meaning "this access_token is not (or no longer) valid".
+_TOKEN_REJECTED = (40001, 40014, 42001)
+_INVALID_SIGNATURE = 87009
+_INVALID_CODE = 40029
+_USER_CALL_ERRORS = {
+    -1: ("platform_busy", 1),
+    45011: ("platform_rate_limited", 60),  # resetusersessionkey: too frequent
+}
+
+
+def _signed(openid: str, session_key: str) -> dict:
+    """The query of checksession and resetusersessionkey: the user, and the HMAC-SHA256 of
+    the empty body keyed with the session_key's base64 text (WeChat's published scheme)."""
+    signature = hmac.new(session_key.encode("utf-8"), b"", hashlib.sha256).hexdigest()
+    return {"openid": openid, "signature": signature, "sig_method": "hmac_sha256"}
