@@ -9,6 +9,7 @@ import tornado.web
 from tornado.ioloop import PeriodicCallback
 
 from handlers.admin import (
+    AccessTokenHandler,
     BindingHandler,
     IntrospectHandler,
     SessionByHandleHandler,
@@ -65,6 +66,7 @@ ROUTES = [
     (r"/introspect", IntrospectHandler),
     (r"/admin/apps/([^/]+)/bindings/([^/]+)", BindingHandler),
     (r"/admin/apps/([^/]+)/sessions", SessionsHandler),
+    (r"/admin/apps/([^/]+)/access_token", AccessTokenHandler),
     (r"/admin/unionids/([^/]+)/binding", UnionidBindingHandler),
     # The paths of the single-app versions: the default app.
     (r"/admin/bindings/([^/]+)", BindingHandler),

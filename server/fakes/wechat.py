@@ -10,6 +10,7 @@ session_key each time, plus ``"unionid": "union-<openid>"`` when started with ``
 import hmac
 import secrets
 
+from server.fakes import access_token
 from server.fakes.base import FakeHandler, FakePlatform, is_number
 
 # WeChat's wording for the errcodes it commonly returns.
@@ -41,6 +42,8 @@ class FakeWeChat(FakePlatform):
                  unionid: bool = False):
         super().__init__(appid, secret, clock, unionid)
         self.errcode_zero = False
+        #: The app's access_tokens (stable_token): see :mod:`server.fakes.access_token`.
+        self.access_tokens = access_token.FakeAccessTokens(self.clock)
 
     @property
     def jscode2session_calls(self) -> int:
@@ -55,8 +58,13 @@ class FakeWeChat(FakePlatform):
             answer["errcode"] = 0
         return answer
 
+    def token_valid(self, token: str) -> bool:
+        """Whether a call carrying this access_token would be accepted now."""
+        return self.access_tokens.errcode(token) == 0
+
     def routes(self) -> list:
-        return [(r"/sns/jscode2session", Jscode2SessionHandler, {"fake": self})]
+        return [(r"/sns/jscode2session", Jscode2SessionHandler, {"fake": self}),
+                *access_token.routes(self)]
 
 
 class FakeQQ(FakeWeChat):
@@ -65,6 +73,10 @@ class FakeQQ(FakeWeChat):
     def __init__(self, appid: str = "qq-fake-appid", secret: str = "fake-secret", clock=None,
                  unionid: bool = False):
         super().__init__(appid, secret, clock, unionid)
+
+    def routes(self) -> list:
+        # QQ's access_token is another API (GET /api/getToken), not faked here.
+        return [(r"/sns/jscode2session", Jscode2SessionHandler, {"fake": self})]
 
 
 class Jscode2SessionHandler(FakeHandler):
