@@ -19,10 +19,17 @@ import pymongo
 import pytest
 from prometheus_client import REGISTRY
 
-from devtools.processes import FakePlatformsProcess, ServerProcess, server_config, wait_for
+from devtools.processes import (
+    FakePlatformsProcess,
+    ServerProcess,
+    new_encryption_key,
+    readable_log,
+    server_config,
+    wait_for,
+)
 from server.access_tokens import fingerprint
 from server.app import Minisession
-from server.config import parse_config
+from server.config import AccessTokenConfig, ConfigError, parse_config
 from server.fakes.wechat import FakeWeChat
 from server.platforms import ProviderError
 from server.platforms.base import AccessTokenRejected
@@ -103,6 +110,32 @@ async def test_a_token_is_expired_only_while_it_is_still_the_stored_one(store):
     assert await store.expire_app_token("shop", fingerprint("t2")) is True
     expired = await store.app_token("shop")
     assert expired.fingerprint == fingerprint("t2") and expired.expires_at <= NOW
+
+
+# -- configuration ------------------------------------------------------------------------------
+
+def with_access_token(timeout=5.0, **keys):
+    data = {"session": {"secrets": [SECRET]}, "access_token": keys,
+            "apps": {"shop": {"platform": "wechat", "appid": WECHAT_APPID,
+                              "secret": WECHAT_SECRET, "timeout": timeout}}}
+    return parse_config(data, environ={}, source="<test>")
+
+
+def test_access_token_keys_have_defaults_and_are_checked():
+    assert with_access_token().access_token == AccessTokenConfig(15.0, 120)
+    # A slow platform's fetch outlasts the default lease: the default grows with it.
+    assert with_access_token(timeout=10.0).access_token.lease_time == 30.0
+    assert with_access_token(lease_time=10.5, refresh_margin=299).access_token == \
+        AccessTokenConfig(10.5, 299)
+    for keys, words in (({"refresh_margin": 300}, "less than 300"),
+                        ({"refresh_margin": 0}, "at least 1"),
+                        ({"lease_time": 10}, "more than twice the longest app timeout"),
+                        ({"lease_time": -1}, "greater than 0"),
+                        ({"lease_time": "15"}, "expected a number")):
+        with pytest.raises(ConfigError) as raised:
+            with_access_token(**keys)
+        assert words in str(raised.value), (keys, str(raised.value))
+        assert f"access_token.{next(iter(keys))}" in str(raised.value)
 
 
 # -- the service in a server, against the fake WeChat ------------------------------------------
@@ -325,3 +358,99 @@ async def test_refreshes_are_counted_by_app_mode_and_outcome(client, fake, serve
               for sample in metric.samples for value in sample.labels.values()}
     assert token not in labels and labels <= {"shop", "normal", "force", "ok",
                                               *ProviderError.CODES, "store_unavailable"}
+
+
+# -- real processes: two `minisession serve` on one FerretDB, the fake platforms ---------------
+
+LEASE_TIME = 5.0
+
+
+@pytest.fixture
+def fake_process(tmp_path):
+    with FakePlatformsProcess(tmp_path, "fakes").start() as process:
+        yield process
+
+
+@pytest.fixture
+def two_servers(mongodb_uri, fake_process, tmp_path):
+    """Two servers sharing one database (and so its encryption key), WeChat through the fake,
+    a short lease (the platform timeout is 2 s: a fetch takes at most about 4)."""
+    database = f"minisession_tokens_{uuid.uuid4().hex[:12]}"
+    config = server_config(mongodb_uri, database, wechat_base=fake_process.url,
+                           encryption_key=new_encryption_key(),
+                           admin={"enabled": True, "api_keys": [API_KEY]},
+                           wechat={"timeout": 2.0},
+                           access_token={"lease_time": LEASE_TIME})
+    servers = [ServerProcess(config, tmp_path, name) for name in ("a", "b")]
+    try:
+        for server in servers:
+            server.start().wait_ready()
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+        with pymongo.MongoClient(mongodb_uri) as mongo:
+            mongo.drop_database(database)
+
+
+def token_calls(fake_process) -> dict:
+    return httpx.get(fake_process.url + "/fake/stats", timeout=5).json()["stable_token_calls"]
+
+
+def token_valid(fake_process, token: str) -> bool:
+    answer = httpx.post(fake_process.url + "/fake/access_token/check",
+                        json={"access_token": token}, timeout=5)
+    return answer.json()["valid"]
+
+
+def assert_not_logged(token: str, *processes) -> None:
+    for process in processes:
+        assert token not in readable_log(process.log()), f"{process.name} logged the token"
+
+
+def test_two_processes_with_fifty_cold_needs_each_fetch_one_token(two_servers, fake_process):
+    async def needs():
+        async with httpx.AsyncClient(timeout=30, headers=ADMIN,
+                                     limits=httpx.Limits(max_connections=200)) as http:
+            return await asyncio.gather(*(
+                http.get(server.url + "/admin/apps/default/access_token")
+                for server in two_servers for _ in range(50)))
+
+    answers = asyncio.run(needs())
+    assert [answer.status_code for answer in answers] == [200] * 100
+    tokens = {answer.json()["access_token"] for answer in answers}
+    assert len(tokens) == 1
+    token = tokens.pop()
+    # Measured: 100 needs of a cold token in 2 processes -> 1 stable_token call.
+    assert token_calls(fake_process) == {"normal": 1, "force": 0}
+    assert token_valid(fake_process, token)
+    assert_not_logged(token, *two_servers, fake_process)
+
+
+def test_a_holder_killed_mid_refresh_is_taken_over_within_the_lease_time(two_servers,
+                                                                       fake_process):
+    a, b = two_servers
+    httpx.post(fake_process.url + "/fake/access_token/delay", json={"seconds": 60}, timeout=5)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        # a takes the lease and asks the (stuck) platform...
+        stuck = pool.submit(httpx.get, a.url + "/admin/apps/default/access_token",
+                            headers=ADMIN, timeout=30)
+        wait_for(lambda: token_calls(fake_process)["normal"] == 1, 10, what="a's fetch")
+        asked = time.monotonic()
+        a.signal(signal.SIGKILL)  # ...and dies holding it
+        a.wait(5)
+        with pytest.raises(httpx.HTTPError):
+            stuck.result()
+    httpx.post(fake_process.url + "/fake/access_token/delay", json={"seconds": 0}, timeout=5)
+
+    answer = httpx.get(b.url + "/admin/apps/default/access_token", headers=ADMIN, timeout=30)
+    took_over = time.monotonic() - asked
+    assert answer.status_code == 200, answer.text
+    token = answer.json()["access_token"]
+    assert token_valid(fake_process, token)
+    # b waited for a's lease to run out (it did not fetch beside a), then fetched once.
+    assert token_calls(fake_process) == {"normal": 2, "force": 0}
+    assert LEASE_TIME - 1.0 < took_over < LEASE_TIME + 1.5, took_over
+    print(f"\nmeasured: a killed mid-refresh; b answered {took_over:.2f} s after a's fetch "
+          f"began (lease_time {LEASE_TIME} s)")
+    assert_not_logged(token, b, fake_process)
