@@ -210,3 +210,15 @@ class SessionByHandleHandler(AdminHandler):
             raise ApiError(404, "no_such_session", "no live session has this handle")
         self.set_status(204)
         self.finish()
+
+
+class AccessTokenHandler(AdminHandler):
+    """``GET /admin/apps/{app}/access_token``: the app's one access_token, for the backend's
+    own calls to its platform, so that it never fetches a competing one."""
+
+    async def get(self, app: str) -> None:
+        app = self.ctx.service.check_app(app)
+        self.log_app = app
+        token = await self.ctx.service.access_tokens.current(app)
+        now = self.ctx.service.clock.now()
+        self.write_json({"access_token": token.value, "expires_in": token.expires_in(now)})

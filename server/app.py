@@ -9,6 +9,7 @@ import tornado.web
 from tornado.ioloop import PeriodicCallback
 
 from handlers.admin import (
+    AccessTokenHandler,
     BindingHandler,
     IntrospectHandler,
     SessionByHandleHandler,
@@ -72,6 +73,7 @@ ROUTES = [
     (r"/admin/apps/([^/]+)/sessions", SessionsHandler),
     (r"/admin/apps/([^/]+)/users/([^/]+)", UserHandler),
     (r"/admin/apps/([^/]+)/users/([^/]+)/session_key/reset", SessionKeyResetHandler),
+    (r"/admin/apps/([^/]+)/access_token", AccessTokenHandler),
     (r"/admin/unionids/([^/]+)/binding", UnionidBindingHandler),
     # The paths of the single-app versions: the default app.
     (r"/admin/bindings/([^/]+)", BindingHandler),

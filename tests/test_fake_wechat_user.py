@@ -18,10 +18,13 @@ KEY = "o0q0otL8aEzpcZL/FT9WsQ=="
 
 @pytest.fixture
 def fake():
-    fake = FakeWeChat(appid=WECHAT_APPID, secret=WECHAT_SECRET, clock=FakeClock())
-    fake.refused_tokens = set()
-    fake.access_token_errcode = lambda token: 40001 if token in fake.refused_tokens else 0
-    return fake
+    return FakeWeChat(appid=WECHAT_APPID, secret=WECHAT_SECRET, clock=FakeClock())
+
+
+@pytest.fixture
+def token(fake):
+    """A valid access_token, as stable_token hands it out."""
+    return fake.access_tokens.issue(force=False)[0]
 
 
 @pytest.fixture
@@ -43,12 +46,12 @@ def test_the_signature_reproduces_the_published_example():
 
 
 @pytest.mark.gen_test(timeout=20)
-async def test_checksession_and_reset(base, fake):
+async def test_checksession_and_reset(base, fake, token):
     fake.upcoming_session_keys["alice"] = [KEY]
     fake.new_session_key("alice")  # as code2Session hands it out
 
     async def check(key, **extra):
-        params = {"access_token": "tok", "openid": "alice", "signature": signature(key),
+        params = {"access_token": token, "openid": "alice", "signature": signature(key),
                   "sig_method": "hmac_sha256"} | extra
         return await call(base, "/wxa/checksession", **params)
 
@@ -56,12 +59,10 @@ async def test_checksession_and_reset(base, fake):
     assert (await check("another-key"))["errcode"] == 87009
     assert (await check(KEY, sig_method="md5"))["errcode"] == 87008
     assert (await check(KEY, openid="nobody"))["errcode"] == 40003
-    fake.refused_tokens.add("tok")
-    assert (await check(KEY))["errcode"] == 40001
+    assert (await check(KEY, access_token="never-issued"))["errcode"] == 40001
     assert (await check(KEY, access_token=""))["errcode"] == 41001
-    fake.refused_tokens.clear()
 
-    reset = await call(base, "/wxa/resetusersessionkey", access_token="tok", openid="alice",
+    reset = await call(base, "/wxa/resetusersessionkey", access_token=token, openid="alice",
                        signature=signature(KEY), sig_method="hmac_sha256")
     assert reset["errcode"] == 0 and reset["openid"] == "alice"
     assert reset["session_key"] != KEY
@@ -70,13 +71,18 @@ async def test_checksession_and_reset(base, fake):
     assert (await check(reset["session_key"]))["errcode"] == 0
     assert fake.user_calls == {"checksession": 8, "resetusersessionkey": 1}
     assert fake.calls == 0  # login calls are counted apart
+    fake.access_tokens.invalidate_all()  # another server forced a new token
+    assert (await check(reset["session_key"]))["errcode"] == 40001
+    fake.clock.advance(7200)
+    assert (await check(reset["session_key"], access_token=fake.access_tokens.issue(False)[0],
+                        ))["errcode"] == 0
 
 
 @pytest.mark.gen_test(timeout=20)
-async def test_phone_codes_work_once_for_five_minutes_for_their_user(base, fake):
+async def test_phone_codes_work_once_for_five_minutes_for_their_user(base, fake, token):
     async def phone(code, **extra):
         return await call(base, "/wxa/business/getuserphonenumber", method="POST",
-                          body={"code": code, **extra}, access_token="tok")
+                          body={"code": code, **extra}, access_token=token)
 
     code = fake.phone_codes.mint("alice", "13800138000")
     answer = await phone(code, openid="alice")

@@ -185,5 +185,7 @@ async def test_fake_login_endpoint_mints_codes_and_stats_count_calls(fake, api_b
         assert identity.openid == "dave"
         assert (await client.post("/fake/login", json={"openid": ""})).status_code == 400
         stats = await client.get("/fake/stats")
-    # (user_calls: checksession, resetusersessionkey, getuserphonenumber; none here)
-    assert stats.json() == {"jscode2session_calls": 1, "calls": {"wechat": 1}, "user_calls": {}}
+    # (stable_token calls by mode; user_calls: checksession, resetusersessionkey,
+    # getuserphonenumber: none here)
+    assert stats.json() == {"jscode2session_calls": 1, "calls": {"wechat": 1}, "user_calls": {},
+                            "stable_token_calls": {"normal": 0, "force": 0}}

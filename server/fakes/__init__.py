@@ -17,7 +17,11 @@ alipay     ``POST /gateway.do`` (RSA2-signed form)         :mod:`server.fakes.al
 WeChat is also served at the root (``api_base = http://HOST:PORT``), as ``minisession
 fake-wechat`` always did. Codes (minted, or magic like ``user:alice`` and ``err:40029``) are
 described in :mod:`server.fakes.base`. ``POST /fake/login`` ``{"openid": ..., "platform": ...}``
-mints a code; ``GET /fake/stats`` counts the calls each platform answered.
+mints a code; ``GET /fake/stats`` counts the calls each platform answered (and WeChat's
+``stable_token`` calls by mode). WeChat's access_tokens (:mod:`server.fakes.access_token`):
+``POST /fake/access_token/check`` ``{"access_token": ...}`` -> ``{"valid": bool}``;
+``POST /fake/access_token/invalidate`` makes every token invalid (the next call with one gets
+40001); ``POST /fake/access_token/delay`` ``{"seconds": 10}`` delays each stable_token answer.
 
 WeChat's calls about one user (``/wxa/checksession``, ``/wxa/resetusersessionkey``,
 ``/wxa/business/getuserphonenumber``: :mod:`server.fakes.wechat_user`) are counted in
@@ -68,7 +72,35 @@ class StatsHandler(_FakesHandler):
         if "wechat" in self.fakes:  # the name minisession fake-wechat always used
             stats["jscode2session_calls"] = self.fakes["wechat"].calls
             stats["user_calls"] = dict(self.fakes["wechat"].user_calls)
+            stats["stable_token_calls"] = self.fakes["wechat"].access_tokens.calls
         self.write(stats)
+
+
+class AccessTokenHandler(_FakesHandler):
+    """``POST /fake/access_token/(check|invalidate|delay)``: WeChat's tokens, for tests."""
+
+    def post(self, action: str) -> None:
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except ValueError:
+            body = None
+        body = body if isinstance(body, dict) else {}
+        fake = self.fakes.get("wechat")
+        if fake is None:
+            self.set_status(404)
+            return self.write({"error": "no fake WeChat here"})
+        tokens = fake.access_tokens
+        if action == "check" and isinstance(body.get("access_token"), str):
+            return self.write({"valid": fake.token_valid(body["access_token"])})
+        if action == "invalidate":
+            return self.write({"invalidated": tokens.invalidate_all()})
+        seconds = body.get("seconds")
+        if action == "delay" and isinstance(seconds, int | float) and 0 <= seconds <= 600:
+            tokens.delay = float(seconds)
+            return self.write({"delay": tokens.delay})
+        self.set_status(400)
+        self.write({"error": 'check {"access_token": ...}, invalidate {}, or delay '
+                             '{"seconds": 0-600}'})
 
 
 class PhoneCodeHandler(_FakesHandler):
@@ -111,5 +143,7 @@ def make_app(*fakes: FakePlatform) -> tornado.web.Application:
         routes += by_name["wechat"].routes()
     routes += [(r"/fake/login", LoginHandler, {"fakes": by_name}),
                (r"/fake/stats", StatsHandler, {"fakes": by_name}),
+               (r"/fake/access_token/(check|invalidate|delay)", AccessTokenHandler,
+                {"fakes": by_name}),
                (r"/fake/phone", PhoneCodeHandler, {"fakes": by_name})]
     return tornado.web.Application(routes, log_function=_log_request)

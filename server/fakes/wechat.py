@@ -11,7 +11,7 @@ import hmac
 import secrets
 from collections import Counter
 
-from server.fakes import wechat_user
+from server.fakes import access_token, wechat_user
 from server.fakes.base import FakeHandler, FakePlatform, is_number
 
 # WeChat's wording for the errcodes it commonly returns.
@@ -43,14 +43,17 @@ class FakeWeChat(FakePlatform):
                  unionid: bool = False):
         super().__init__(appid, secret, clock, unionid)
         self.errcode_zero = False
+        #: The app's access_tokens (stable_token): see :mod:`server.fakes.access_token`.
+        self.access_tokens = access_token.FakeAccessTokens(self.clock)
         #: getPhoneNumber codes (:mod:`server.fakes.wechat_user`).
         self.phone_codes = wechat_user.FakePhoneCodes(self.clock)
         #: Calls of checksession, resetusersessionkey, getuserphonenumber, by API.
         self.user_calls: Counter = Counter()
 
     def access_token_errcode(self, token: str) -> int:
-        """0 when a call may use this access_token, else WeChat's errcode for it."""
-        return 0
+        """0 when a call may use this access_token, else WeChat's errcode for it (40001
+        never issued or invalidated, 42001 expired)."""
+        return self.access_tokens.errcode(token)
 
     def reset_session_key(self, openid: str) -> str:
         """resetUserSessionKey: a new session_key for ``openid``, the old one invalid."""
@@ -69,9 +72,13 @@ class FakeWeChat(FakePlatform):
             answer["errcode"] = 0
         return answer
 
+    def token_valid(self, token: str) -> bool:
+        """Whether a call carrying this access_token would be accepted now."""
+        return self.access_tokens.errcode(token) == 0
+
     def routes(self) -> list:
         return [(r"/sns/jscode2session", Jscode2SessionHandler, {"fake": self}),
-                *wechat_user.routes(self)]
+                *access_token.routes(self), *wechat_user.routes(self)]
 
 
 class FakeQQ(FakeWeChat):
@@ -80,6 +87,10 @@ class FakeQQ(FakeWeChat):
     def __init__(self, appid: str = "qq-fake-appid", secret: str = "fake-secret", clock=None,
                  unionid: bool = False):
         super().__init__(appid, secret, clock, unionid)
+
+    def routes(self) -> list:
+        # QQ's access_token is another API (GET /api/getToken), not faked here.
+        return [(r"/sns/jscode2session", Jscode2SessionHandler, {"fake": self})]
 
 
 class Jscode2SessionHandler(FakeHandler):
