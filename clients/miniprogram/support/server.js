@@ -75,6 +75,36 @@ async function startServer(session = {}, apps = null) {
   };
 }
 
+// A real `minisession fake-platforms` (every platform's fake, WeChat at the root): its base
+// URL for an app's api_base, and stop().
+async function startFakePlatforms(appid, secret) {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('MINISESSION_')));
+  env.PYTHONPATH = ROOT;
+  const child = spawn(PYTHON, ['-m', 'server.cli', 'fake-platforms', '--port', '0',
+    '--appid', appid, '--secret', secret], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (c) => { output += c; });
+  child.stderr.on('data', (c) => { output += c; });
+  const deadline = Date.now() + 30000;
+  let match = null;
+  while (!(match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output))) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`fake-platforms did not start:\n${output.slice(-3000)}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    url: match[1],
+    async stop() {
+      if (child.exitCode !== null) return;
+      const gone = new Promise((r) => child.on('exit', r));
+      child.kill('SIGTERM');
+      await gone;
+    },
+  };
+}
+
 // A loopback port with nothing listening (connection refused).
 async function closedPort() {
   const server = net.createServer();
@@ -95,4 +125,4 @@ async function silentServer() {
   };
 }
 
-module.exports = { startServer, closedPort, silentServer };
+module.exports = { startServer, startFakePlatforms, closedPort, silentServer };
