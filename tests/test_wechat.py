@@ -185,4 +185,5 @@ async def test_fake_login_endpoint_mints_codes_and_stats_count_calls(fake, api_b
         assert identity.openid == "dave"
         assert (await client.post("/fake/login", json={"openid": ""})).status_code == 400
         stats = await client.get("/fake/stats")
-    assert stats.json() == {"jscode2session_calls": 1, "calls": {"wechat": 1}}
+    assert stats.json() == {"jscode2session_calls": 1, "calls": {"wechat": 1},
+                            "stable_token_calls": {"normal": 0, "force": 0}}
