@@ -27,7 +27,7 @@ from devtools.processes import (
     server_config,
     wait_for,
 )
-from server.access_tokens import fingerprint
+from server.access_tokens import AccessTokens, fingerprint
 from server.app import Minisession
 from server.config import AccessTokenConfig, ConfigError, parse_config
 from server.fakes.wechat import FakeWeChat
@@ -300,6 +300,43 @@ async def test_two_instances_sharing_the_store_force_one_refresh_for_forty_refus
                 == (await other.service.access_tokens.current("shop")).value != first)
     finally:
         await other.stop()
+
+
+class RefreshBeforeLease:
+    """The store, but another process's refresh lands just before the next lease is taken:
+    between this process's read of the stored token and its lease, the race the re-check
+    after taking the lease is for."""
+
+    def __init__(self, store):
+        self.store = store
+        self.other_refresh = None
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+    async def take_token_lease(self, *args):
+        if self.other_refresh is not None:
+            refresh, self.other_refresh = self.other_refresh, None
+            await refresh
+        return await self.store.take_token_lease(*args)
+
+
+@on_both_stores
+@pytest.mark.gen_test(timeout=30)
+async def test_a_refresh_landing_just_before_the_lease_is_taken_is_used_not_repeated(
+        client, fake, server, store, clock, api_base):
+    providers, sealer = server.service.providers, server.service.sealer
+    racing_store = RefreshBeforeLease(store)
+    mine = AccessTokens(racing_store, providers, clock, sealer)
+    other = AccessTokens(store, providers, clock, sealer)
+    first = (await mine.current("shop")).value
+    assert (await other.current("shop")).value == first
+    fake.access_tokens.invalidate_all()
+    racing_store.other_refresh = other.call("shop", getcallbackip(api_base))
+
+    assert "ip_list" in await mine.call("shop", getcallbackip(api_base))
+    assert fake.access_tokens.calls == {"normal": 1, "force": 1}
+    assert (await mine.current("shop")).value == (await other.current("shop")).value != first
 
 
 @on_both_stores
