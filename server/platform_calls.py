@@ -12,7 +12,7 @@ import json
 
 from server.errors import AccessTokenUnsupported, InvalidInput, SessionKeyUnavailable
 from server.platforms.base import PhoneNumber
-from server.sessions import ActiveSession, SessionService, _sealing_context
+from server.sessions import ActiveSession, SessionService, _sealing_context, session_key_id
 from server.stores.base import VerifiedPhone
 
 MAX_PHONE_CODE_LENGTH = 256
@@ -62,8 +62,8 @@ class PlatformCalls:
         new_key = await self.service.access_tokens.call(
             app, lambda token: provider.reset_session_key(token, openid, key))
         sealed = self.service.sealer.seal(new_key, _sealing_context("session_key", app, openid))
-        if not await self.service.users.replace_session_key(app, openid, sealed,
-                                                            self.service.clock.now()):
+        if not await self.service.users.replace_session_key(
+                app, openid, sealed, self.service.clock.now(), session_key_id(new_key)):
             raise SessionKeyUnavailable()
 
     async def verified_phone(self, app: str, openid: str) -> dict | None:

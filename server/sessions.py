@@ -6,6 +6,7 @@ id a request carries, login reuse, and what session data may hold.
 """
 
 import contextlib
+import hashlib
 import itertools
 import logging
 import math
@@ -112,6 +113,12 @@ def _sealing_context(purpose: str, app: str, openid: str) -> str:
     # Binds a sealed value to its field and identity: moved elsewhere in the database (to another
     # user, or to the same openid of another app), it won't open.
     return f"{purpose}\x00{app}\x00{openid}"
+
+
+def session_key_id(session_key: str) -> str:
+    """What the store tells session_keys apart by (their sealings all differ): a SHA-256
+    fingerprint, which gives nothing of a random 128-bit key away."""
+    return hashlib.sha256(b"minisession session_key id\x00" + session_key.encode()).hexdigest()
 
 
 def legacy_resealer(sealer: Sealer, app: str):
@@ -259,6 +266,7 @@ class SessionService:
                 session_key, _sealing_context("session_key", app, openid)),
             sealed_session_id=self.sealer.seal(
                 raw_id, _sealing_context("session_id", app, openid)),
+            session_key_id=None if session_key is None else session_key_id(session_key),
         )
         since = now - self.policy.login_reuse_window if reuse else None
         outcome = await self.users.login(user, candidate, since, now)

@@ -99,6 +99,19 @@ async def test_only_the_one_previous_key_is_kept(client, fake):
     assert_error(await decrypt(client, session, *oldest), 409, "session_key_stale")
 
 
+@on_both_stores
+@pytest.mark.gen_test(timeout=30)
+async def test_a_login_that_gets_the_same_key_again_keeps_the_real_previous_one(client, fake):
+    """WeChat often hands out the key still valid: that is no change of key."""
+    first_key, second_key = new_key(), new_key()
+    await login(client, fake, "dora", first_key)
+    old = user_data(first_key, {"n": 1})
+    await login(client, fake, "dora", second_key)
+    session = await login(client, fake, "dora", second_key)
+    answer = await decrypt(client, session, *old)
+    assert (answer.code, answer.json.get("data")) == (200, {"n": 1}), answer.body
+
+
 @pytest.mark.parametrize("grace", [0])
 @pytest.mark.gen_test(timeout=30)
 async def test_a_grace_of_zero_tries_the_newest_key_only(client, fake):

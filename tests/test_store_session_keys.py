@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from server.stores.base import SessionKeys, VerifiedPhone
+from server.stores.base import SessionKeys, UserLogin, VerifiedPhone
 from tests.conftest import on_both_stores
 from tests.test_store_contract import NOW, identity, record
 
@@ -28,6 +28,26 @@ async def test_a_login_with_a_new_key_keeps_the_replaced_one_with_its_time(store
     assert await store.session_key("default", "alice") == "k3"
     # Per identity: another app's alice is untouched.
     assert await store.session_keys("other", "alice") is None
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_the_same_key_sealed_anew_is_told_apart_by_its_id(store):
+    """Each sealing of one key differs: the key id says it is the same key."""
+    def login_with(sealed, key_id):
+        return UserLogin(app="default", openid="alice", unionid=None, sealed_session_key=sealed,
+                         sealed_session_id="sealed-id", session_key_id=key_id)
+
+    await store.login(login_with("k1-sealed-a", "id-1"), record(), None, NOW)
+    await store.login(login_with("k2-sealed-a", "id-2"), record(), None, NOW + 10)
+    await store.login(login_with("k2-sealed-b", "id-2"), record(), None, NOW + 20)
+    assert await store.session_keys("default", "alice") == SessionKeys(
+        "k2-sealed-b", "k1-sealed-a", NOW + 10)
+    assert await store.replace_session_key("default", "alice", "k2-sealed-c", NOW + 30, "id-2")
+    assert await store.session_keys("default", "alice") == SessionKeys(
+        "k2-sealed-c", "k1-sealed-a", NOW + 10)
+    assert await store.replace_session_key("default", "alice", "k3-sealed", NOW + 40, "id-3")
+    assert await store.session_keys("default", "alice") == SessionKeys(
+        "k3-sealed", "k2-sealed-c", NOW + 40)
 
 
 @pytest.mark.gen_test(timeout=20)

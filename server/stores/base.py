@@ -71,6 +71,9 @@ class UserLogin:
     sealed_session_key: str | None = field(repr=False)  # None: the platform has none (Alipay)
     #: The candidate session's raw id, sealed: lets a concurrent login be handed the same id.
     sealed_session_id: str = field(repr=False)
+    #: A fingerprint of the session_key (never the key): a sealing differs every time, so this
+    #: is how the store tells a new key from the one it holds. None: compare sealed values.
+    session_key_id: str | None = None
 
 
 class LoginOutcome(NamedTuple):
@@ -206,8 +209,9 @@ class UserStore(StoreLifecycle):
                     now: float) -> LoginOutcome:
         """Record a login of ``user``; return the session it gets.
 
-        Stores the user's sealed ``session_key`` as the newest one; a different newest one
-        already held becomes the previous one, replaced ``now`` (:meth:`session_keys`). If the session most
+        Stores the user's sealed ``session_key`` as the newest one; the newest one held, if it
+        is another key (by ``session_key_id``), becomes the previous one, replaced ``now``
+        (:meth:`session_keys`). If the session most
         recently issued to this identity (app, openid) was issued at or after ``reuse_since``
         and has not ended, returns it (``reused``) with the sealed id recorded when it was
         issued; otherwise stores ``candidate`` and makes it, with ``user.sealed_session_id``,
@@ -226,7 +230,7 @@ class UserStore(StoreLifecycle):
         raise NotImplementedError
 
     async def replace_session_key(self, app: str, openid: str, sealed_session_key: str,
-                                  now: float) -> bool:
+                                  now: float, session_key_id: str | None = None) -> bool:
         """Make ``sealed_session_key`` the newest (the platform reset it), the newest one
         held becoming the previous one, replaced ``now``, as a login does. False for an
         unknown identity (nothing is stored then). Concurrent replacements and logins end

@@ -36,11 +36,13 @@ EVICTION_LOG_INTERVAL = 60.0  # seconds between two warnings that the store is f
 
 class _User:
     __slots__ = ("binding", "phone", "previous_session_key", "recent_at", "recent_sealed_id",
-                 "recent_session_id", "session_key", "session_key_replaced_at", "unionid")
+                 "recent_session_id", "session_key", "session_key_id", "session_key_replaced_at",
+                 "unionid")
 
     def __init__(self) -> None:
         self.unionid: str | None = None
         self.session_key: str | None = None
+        self.session_key_id: str | None = None
         self.previous_session_key: str | None = None
         self.session_key_replaced_at: float | None = None
         self.phone: VerifiedPhone | None = None
@@ -49,12 +51,14 @@ class _User:
         self.recent_at = 0.0
         self.binding: Binding | None = None
 
-    def new_session_key(self, sealed: str | None, now: float) -> None:
+    def new_session_key(self, sealed: str | None, key_id: str | None, now: float) -> None:
+        same = sealed == self.session_key or (key_id is not None
+                                              and key_id == self.session_key_id)
         if sealed is None or self.session_key is None:
             self.previous_session_key = self.session_key_replaced_at = None
-        elif sealed != self.session_key:
+        elif not same:
             self.previous_session_key, self.session_key_replaced_at = self.session_key, now
-        self.session_key = sealed
+        self.session_key, self.session_key_id = sealed, key_id
 
 
 class MemoryStore(Store):
@@ -78,7 +82,7 @@ class MemoryStore(Store):
     async def login(self, login: UserLogin, candidate: SessionRecord, reuse_since: float | None,
                     now: float) -> LoginOutcome:
         user = self._users.setdefault(user_key(login.app, login.openid), _User())
-        user.new_session_key(login.sealed_session_key, now)
+        user.new_session_key(login.sealed_session_key, login.session_key_id, now)
         if login.unionid is not None:
             user.unionid = login.unionid
         if reuse_since is not None and user.recent_at >= reuse_since:
@@ -152,11 +156,11 @@ class MemoryStore(Store):
                            user.session_key_replaced_at)
 
     async def replace_session_key(self, app: str, openid: str, sealed_session_key: str,
-                                  now: float) -> bool:
+                                  now: float, session_key_id: str | None = None) -> bool:
         user = self._users.get(user_key(app, openid))
         if user is None:
             return False
-        user.new_session_key(sealed_session_key, now)
+        user.new_session_key(sealed_session_key, session_key_id, now)
         return True
 
     async def set_phone(self, app: str, openid: str, phone: VerifiedPhone) -> bool:

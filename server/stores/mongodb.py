@@ -12,7 +12,7 @@ Collections:
   index where the server has them, so MongoDB deletes expired sessions itself; FerretDB 1.x
   answers NotImplemented, and the server then purges periodically).
 - ``users``: one document per identity: ``{_id: "<app>:<openid>", app, openid,
-  session_key (sealed), previous_session_key (sealed), session_key_replaced_at, phone (sealed),
+  session_key (sealed), session_key_id (its fingerprint), previous_session_key (sealed), session_key_replaced_at, phone (sealed),
   phone_verified_at, unionid, user_id, bound_at, login_at, recent_session_id, recent_sealed_id, recent_at, generation}``. The ``recent_*``
   fields make concurrent logins converge: the session is claimed with a compare-and-set on that
   single document, and ``recent_sealed_id`` (the raw id, AES-GCM sealed) lets later logins in
@@ -268,7 +268,8 @@ class MongoStore(Store):
 
     async def _record_login(self, login: UserLogin, now: float) -> dict:
         fields = {"app": login.app, "openid": login.openid,
-                  "session_key": login.sealed_session_key, "login_at": _dt(now)}
+                  "session_key": login.sealed_session_key,
+                  "session_key_id": login.session_key_id, "login_at": _dt(now)}
         if login.unionid is not None:
             fields["unionid"] = login.unionid
         key = user_key(login.app, login.openid)
@@ -281,23 +282,28 @@ class MongoStore(Store):
             except DuplicateKeyError:
                 # Two first logins raced to insert the user; the loser now finds it and updates.
                 continue
-            await self._keep_previous_key(key, before, login.sealed_session_key, now)
+            await self._keep_previous_key(key, before, login.sealed_session_key,
+                                          login.session_key_id, now)
             return {**(before or {"_id": key}), **fields}
         raise StoreUnavailable("the user record could not be written, try again")
 
     async def _keep_previous_key(self, key: str, before: dict | None, sealed: str | None,
-                                 now: float) -> None:
+                                 key_id: str | None, now: float) -> None:
         """After ``sealed`` was written as the newest session_key over ``before``: the key it
-        replaced becomes the previous one. Only while ``sealed`` is still the newest (each
-        sealing is unique): of two racing writes, the later one's previous is the earlier's."""
-        replaced = (before or {}).get("session_key")
+        replaced, if another key, becomes the previous one. Only while ``sealed`` is still the
+        newest (each sealing is unique): of two racing writes, the later one's previous is
+        the earlier's."""
+        before = before or {}
+        replaced = before.get("session_key")
         if sealed is None or replaced is None:
+            if "previous_session_key" not in before:
+                return
             update = {"$unset": {"previous_session_key": "", "session_key_replaced_at": ""}}
-        elif replaced != sealed:
+        elif replaced == sealed or (key_id is not None and before.get("session_key_id") == key_id):
+            return  # the same key again (the platform often gives it while it is valid)
+        else:
             update = {"$set": {"previous_session_key": replaced,
                                "session_key_replaced_at": _dt(now)}}
-        else:
-            return
         await self._users.update_one({"_id": key, "session_key": sealed}, update)
 
     @_guard
@@ -452,15 +458,16 @@ class MongoStore(Store):
 
     @_guard
     async def replace_session_key(self, app: str, openid: str, sealed_session_key: str,
-                                  now: float) -> bool:
+                                  now: float, session_key_id: str | None = None) -> bool:
         key = user_key(app, openid)
         async with self._exclusive("user:" + key):
             before = await self._users.find_one_and_update(
-                {"_id": key}, {"$set": {"session_key": sealed_session_key}},
+                {"_id": key}, {"$set": {"session_key": sealed_session_key,
+                                        "session_key_id": session_key_id}},
                 return_document=ReturnDocument.BEFORE)
             if before is None:
                 return False
-            await self._keep_previous_key(key, before, sealed_session_key, now)
+            await self._keep_previous_key(key, before, sealed_session_key, session_key_id, now)
         return True
 
     @_guard
