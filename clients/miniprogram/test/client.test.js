@@ -321,9 +321,9 @@ test('request shape: phone(code) and decrypt() POST JSON with the session header
   const host = standIn('wx', { code: newUser() });
   const ms = client(host);
   await ms.login();
-  // /platform/phone is not on this server yet: the 404 must surface as an error; so must
-  // /platform/decrypt's 400 for data that is not base64.
-  await assert.rejects(ms.phone('phone-code-1'), { code: 'not_found', status: 404 });
+  // A dev app has no phone numbers (phone.test.js has a WeChat one): the 409 must surface as
+  // an error; so must /platform/decrypt's 400 for data that is not base64.
+  await assert.rejects(ms.phone('phone-code-1'), { code: 'not_supported', status: 409 });
   await assert.rejects(ms.decrypt({ encryptedData: 'ENC', iv: 'IV', extra: 'dropped' }),
     { code: 'invalid_encrypted_data', status: 400 });
   const [phone, decrypt] = ['/platform/phone', '/platform/decrypt']
