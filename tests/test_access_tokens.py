@@ -394,7 +394,7 @@ async def test_refreshes_are_counted_by_app_mode_and_outcome(client, fake, serve
               if metric.name == "minisession_access_token_refreshes"
               for sample in metric.samples for value in sample.labels.values()}
     assert token not in labels and labels <= {"shop", "normal", "force", "ok",
-                                              *ProviderError.CODES, "store_unavailable"}
+                                              *ProviderError.CODES}
 
 
 # -- real processes: two `minisession serve` on one FerretDB, the fake platforms ---------------
