@@ -22,6 +22,7 @@ Nothing here knows Tornado or HTTP; the token never reaches a log line or an err
 """
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import uuid
@@ -151,7 +152,8 @@ class AccessTokens:
     async def _obtain(self, app: str, provider, stale: AccessToken | None = None) -> AccessToken:
         """A fresh token from the store, or refreshed under the lease. With ``stale``: the
         token the platform refused, to be replaced (by force) only if still the stored one."""
-        deadline = self.clock.now() + self.lease_time + provider.credentials.timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.lease_time + provider.credentials.timeout
         while True:
             stored = await self.store.app_token(app)
             token = self._open(app, stored)
@@ -162,10 +164,12 @@ class AccessTokens:
                 try:
                     return await self._refresh_holding_lease(app, provider, stale)
                 finally:
-                    await self.store.release_token_lease(app, self._holder)
+                    # A release lost with the store costs nothing: the lease runs out.
+                    with contextlib.suppress(StoreUnavailable):
+                        await self.store.release_token_lease(app, self._holder)
             # Another process is refreshing: its token will be in the store. If it dies, its
             # lease expires and the next take_token_lease here succeeds.
-            if self.clock.now() > deadline:
+            if loop.time() > deadline:
                 raise StoreUnavailable("the app's access_token is being refreshed, try again")
             await asyncio.sleep(_POLL_INTERVAL)
 
@@ -184,9 +188,6 @@ class AccessTokens:
             grant = await provider.fetch_access_token(force=force)
         except ProviderError as error:
             metrics.count_access_token_refresh(app, mode, error.code)
-            raise
-        except StoreUnavailable:
-            metrics.count_access_token_refresh(app, mode, "store_unavailable")
             raise
         metrics.count_access_token_refresh(app, mode, "ok")
         token = AccessToken(grant.value, self.clock.now() + grant.expires_in)

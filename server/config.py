@@ -978,10 +978,10 @@ def _build(data: dict, environ: Mapping[str, str]) -> Config:
 
     # stable_token renews a token 5 minutes before it expires and answers expires_in >= 300:
     # a margin that long would fetch the same token again on every need.
-    if value("access_token", "refresh_margin") >= 300:
+    if (margin := value("access_token", "refresh_margin")) >= 300:
         raise ConfigError("access_token.refresh_margin",
                           f"must be less than 300 seconds (WeChat renews the token only 5 "
-                          f"minutes before it expires), got {value('access_token', 'refresh_margin')}")
+                          f"minutes before it expires), got {margin}")
     # The holder fetches under its lease: a lease shorter than a platform call could run out
     # during the call and let a second refresh start.
     slowest = max(app.timeout for app in apps.values())

@@ -120,4 +120,4 @@ class AccessTokenUnsupported(DomainError):
 
     def __init__(self, app: str, platform: str):
         super().__init__(f"app {app} is on {platform}, whose access_token minisession does not "
-                         f"hold (WeChat and QQ apps only)")
+                         f"hold (WeChat apps only)")

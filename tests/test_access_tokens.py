@@ -394,7 +394,7 @@ async def test_refreshes_are_counted_by_app_mode_and_outcome(client, fake, serve
               if metric.name == "minisession_access_token_refreshes"
               for sample in metric.samples for value in sample.labels.values()}
     assert token not in labels and labels <= {"shop", "normal", "force", "ok",
-                                              *ProviderError.CODES, "store_unavailable"}
+                                              *ProviderError.CODES}
 
 
 # -- real processes: two `minisession serve` on one FerretDB, the fake platforms ---------------
@@ -445,15 +445,33 @@ def assert_not_logged(token: str, *processes) -> None:
         assert token not in readable_log(process.log()), f"{process.name} logged the token"
 
 
-def test_two_processes_with_fifty_cold_needs_each_fetch_one_token(two_servers, fake_process):
+def concurrent_needs(servers, each: int) -> list[httpx.Response]:
+    """``each`` token requests to every server, all at once."""
     async def needs():
         async with httpx.AsyncClient(timeout=30, headers=ADMIN,
                                      limits=httpx.Limits(max_connections=200)) as http:
             return await asyncio.gather(*(
                 http.get(server.url + "/admin/apps/default/access_token")
-                for server in two_servers for _ in range(50)))
+                for server in servers for _ in range(each)))
+    return asyncio.run(needs())
 
-    answers = asyncio.run(needs())
+
+def test_a_memory_store_process_with_fifty_cold_needs_fetches_one_token(fake_process,
+                                                                          tmp_path):
+    config = server_config(wechat_base=fake_process.url,
+                           admin={"enabled": True, "api_keys": [API_KEY]})
+    with ServerProcess(config, tmp_path, "memory").start() as server:
+        server.wait_ready()
+        answers = concurrent_needs([server], 50)
+        assert [answer.status_code for answer in answers] == [200] * 50
+        tokens = {answer.json()["access_token"] for answer in answers}
+        assert len(tokens) == 1 and token_valid(fake_process, *tokens)
+        assert token_calls(fake_process) == {"normal": 1, "force": 0}
+        assert_not_logged(tokens.pop(), server, fake_process)
+
+
+def test_two_processes_with_fifty_cold_needs_each_fetch_one_token(two_servers, fake_process):
+    answers = concurrent_needs(two_servers, 50)
     assert [answer.status_code for answer in answers] == [200] * 100
     tokens = {answer.json()["access_token"] for answer in answers}
     assert len(tokens) == 1
