@@ -302,6 +302,26 @@ async def test_two_instances_sharing_the_store_force_one_refresh_for_forty_refus
         await other.stop()
 
 
+@pytest.mark.parametrize("backend", ["mongodb"], indirect=True)
+@pytest.mark.gen_test(timeout=60)
+async def test_the_admin_api_never_hands_out_a_token_another_instance_replaced(
+        client, fake, server, store, clock, api_base, mongodb_uri):
+    other_store = MongoStore(mongodb_client(mongodb_uri, 5.0), store._database_name, 5.0)
+    other = Minisession(server.config, clock=clock, store=other_store)
+    await other.start()
+    try:
+        first = (await get_token(client)).json["access_token"]  # cached in this instance
+        fake.access_tokens.invalidate_all()
+        assert "ip_list" in await other.service.access_tokens.call("shop",
+                                                                   getcallbackip(api_base))
+        # The backend asks this instance, whose cache still holds the replaced token.
+        answer = (await get_token(client)).json["access_token"]
+        assert answer != first and fake.token_valid(answer)
+        assert fake.access_tokens.calls == {"normal": 1, "force": 1}
+    finally:
+        await other.stop()
+
+
 class RefreshBeforeLease:
     """The store, but another process's refresh lands just before the next lease is taken:
     between this process's read of the stored token and its lease, the race the re-check
