@@ -525,7 +525,8 @@ def test_a_holder_killed_mid_refresh_is_taken_over_within_the_lease_time(two_ser
     assert token_valid(fake_process, token)
     # b waited for a's lease to run out (it did not fetch beside a), then fetched once.
     assert token_calls(fake_process) == {"normal": 2, "force": 0}
-    assert LEASE_TIME - 1.0 < took_over < LEASE_TIME + 1.5, took_over
+    # Not before a's lease ran out; then as fast as a poll and one fetch (slack for load).
+    assert LEASE_TIME - 1.0 < took_over < LEASE_TIME + 2.5, took_over
     print(f"\nmeasured: a killed mid-refresh; b answered {took_over:.2f} s after a's fetch "
           f"began (lease_time {LEASE_TIME} s)")
     assert_not_logged(token, b, fake_process)
