@@ -219,6 +219,6 @@ class AccessTokenHandler(AdminHandler):
     async def get(self, app: str) -> None:
         app = self.ctx.service.check_app(app)
         self.log_app = app
-        token = await self.ctx.service.access_tokens.current(app)
+        token = await self.ctx.service.access_tokens.current(app, recheck_store=True)
         now = self.ctx.service.clock.now()
         self.write_json({"access_token": token.value, "expires_in": token.expires_in(now)})

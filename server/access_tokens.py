@@ -87,10 +87,18 @@ class AccessTokens:
         # Names this process's leases (a process may serve several instances: one each).
         self._holder = uuid.uuid4().hex
 
-    async def current(self, app: str) -> AccessToken:
-        """The app's token, fetched only when no fresh one is cached or stored."""
+    async def current(self, app: str, recheck_store: bool = False) -> AccessToken:
+        """The app's token, fetched only when no fresh one is cached or stored.
+
+        ``recheck_store``: compare the cached token with the stored one first (one store
+        read), for a token handed out of the process (the admin API): another process may
+        have forced a new one since, and a caller outside cannot report a refusal here.
+        """
         provider = self._provider(app)
         token = self._cached.get(app)
+        if token is not None and recheck_store and not await self._still_stored(app, token):
+            self._cached.pop(app, None)
+            token = None
         if token is not None and self._fresh(token):
             return token
         async with self._lock(app):
@@ -128,6 +136,10 @@ class AccessTokens:
         if not provider.supports_access_token:
             raise AccessTokenUnsupported(app, provider.credentials.platform)
         return provider
+
+    async def _still_stored(self, app: str, token: AccessToken) -> bool:
+        stored = await self.store.app_token(app)
+        return stored is not None and stored.fingerprint == fingerprint(token.value)
 
     def _lock(self, app: str) -> asyncio.Lock:
         return self._locks.setdefault(app, asyncio.Lock())

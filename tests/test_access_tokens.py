@@ -302,6 +302,26 @@ async def test_two_instances_sharing_the_store_force_one_refresh_for_forty_refus
         await other.stop()
 
 
+@pytest.mark.parametrize("backend", ["mongodb"], indirect=True)
+@pytest.mark.gen_test(timeout=60)
+async def test_the_admin_api_never_hands_out_a_token_another_instance_replaced(
+        client, fake, server, store, clock, api_base, mongodb_uri):
+    other_store = MongoStore(mongodb_client(mongodb_uri, 5.0), store._database_name, 5.0)
+    other = Minisession(server.config, clock=clock, store=other_store)
+    await other.start()
+    try:
+        first = (await get_token(client)).json["access_token"]  # cached in this instance
+        fake.access_tokens.invalidate_all()
+        assert "ip_list" in await other.service.access_tokens.call("shop",
+                                                                   getcallbackip(api_base))
+        # The backend asks this instance, whose cache still holds the replaced token.
+        answer = (await get_token(client)).json["access_token"]
+        assert answer != first and fake.token_valid(answer)
+        assert fake.access_tokens.calls == {"normal": 1, "force": 1}
+    finally:
+        await other.stop()
+
+
 class RefreshBeforeLease:
     """The store, but another process's refresh lands just before the next lease is taken:
     between this process's read of the stored token and its lease, the race the re-check
@@ -505,7 +525,8 @@ def test_a_holder_killed_mid_refresh_is_taken_over_within_the_lease_time(two_ser
     assert token_valid(fake_process, token)
     # b waited for a's lease to run out (it did not fetch beside a), then fetched once.
     assert token_calls(fake_process) == {"normal": 2, "force": 0}
-    assert LEASE_TIME - 1.0 < took_over < LEASE_TIME + 1.5, took_over
+    # Not before a's lease ran out; then as fast as a poll and one fetch (slack for load).
+    assert LEASE_TIME - 1.0 < took_over < LEASE_TIME + 2.5, took_over
     print(f"\nmeasured: a killed mid-refresh; b answered {took_over:.2f} s after a's fetch "
           f"began (lease_time {LEASE_TIME} s)")
     assert_not_logged(token, b, fake_process)

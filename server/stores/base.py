@@ -311,7 +311,8 @@ class AppTokenStore(StoreLifecycle):
 
     async def expire_app_token(self, app: str, fingerprint: str) -> bool:
         """Mark the stored token expired if its fingerprint is ``fingerprint`` (it is still the
-        current one); False when it is not (or there is none)."""
+        current one); False when it is not (or there is none). Called by the lease holder,
+        like :meth:`save_app_token`: on FerretDB the two must not overlap."""
         raise NotImplementedError
 
 
