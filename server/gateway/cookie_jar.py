@@ -38,6 +38,8 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from server.stores.base import data_size
+
 MAX_COOKIE_BYTES = 4096  # name + value, as browsers limit them
 MAX_ATTRIBUTE_BYTES = 1024
 MAX_COOKIES = 50  # RFC 6265 6.1 asks for at least 50 per domain; a jar is one origin
@@ -119,9 +121,9 @@ def cookie_key(name: str, domain: str, path: str) -> str:
     return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
 
-def jar_size(cookies: dict) -> int:
-    """The bytes a jar takes as stored (compact JSON), which ``cookie_jar_max_bytes`` limits."""
-    return len(json.dumps(cookies, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+#: The bytes a jar takes as stored (compact JSON), which ``cookie_jar_max_bytes`` limits: the
+#: measure the store applies too (as for ``session.data_max_bytes``).
+jar_size = data_size
 
 
 @dataclass
