@@ -12,7 +12,8 @@ It prints ``listening on http://127.0.0.1:<port>`` and serves:
 - ``/cookies``: two Set-Cookie headers (one with a comma in Expires);
 - ``/hop``: an answer with hop-by-hop headers (one named by ``Connection``);
 - ``/ws``: a WebSocket that first sends the handshake headers it got (JSON), then echoes text
-  and binary; ``close <code> <reason>`` makes it close with that code.
+  and binary; ``close <code> <reason>`` makes it close with that code; ``/closes`` lists the
+  (code, reason) of each socket its client closed.
 """
 
 import asyncio
@@ -114,6 +115,15 @@ class Hop(tornado.web.RequestHandler):
         self.finish("hop")
 
 
+#: (code, reason) of each WebSocket closed by its client, for /closes.
+CLOSES = []
+
+
+class Closes(tornado.web.RequestHandler):
+    def get(self):
+        self.finish(json.dumps(CLOSES))
+
+
 class Socket(tornado.websocket.WebSocketHandler):
     def select_subprotocol(self, subprotocols):
         return subprotocols[0] if subprotocols else None
@@ -129,13 +139,16 @@ class Socket(tornado.websocket.WebSocketHandler):
             return
         self.write_message(message, binary=isinstance(message, bytes))
 
+    def on_close(self):
+        CLOSES.append((self.close_code, self.close_reason))
+
 
 def make_app():
     return tornado.web.Application([
         # Under any prefix: /api/download as /download.
         (r".*/download", Download), (r".*/upload", Upload), (r".*/slow", Slow),
         (r".*/status/(\d+)", Status), (r".*/redirect", Redirect), (r".*/cookies", Cookies),
-        (r".*/hop", Hop), (r".*/ws", Socket), (r".*", Echo),
+        (r".*/hop", Hop), (r".*/ws", Socket), (r".*/closes", Closes), (r".*", Echo),
     ])
 
 

@@ -20,7 +20,8 @@ import pytest
 import tornado.httpclient
 import tornado.websocket
 
-from devtools.processes import ServerProcess, server_config
+from devtools.processes import ServerProcess, server_config, wait_for
+from tests.rawhttp import exchange, request as raw_request
 
 ROOT = Path(__file__).resolve().parent.parent
 IDENTITY = ("x-auth-request-user", "x-auth-request-app", "x-auth-request-user-id",
@@ -333,6 +334,18 @@ def test_a_body_over_the_routes_limit_is_413(proxy):
     assert seen["body"] == b"z" * 1000
 
 
+def test_ambiguous_framing_is_refused_before_the_upstream(proxy):
+    """Request smuggling: a body whose length two parsers could read differently never goes
+    up; the client gets minisession's 400 and the connection is closed."""
+    for headers in ([("Content-Length", "5"), ("Transfer-Encoding", "chunked")],
+                    [("Content-Length", "5"), ("Content-Length", "6")],
+                    [("Transfer-Encoding", "gzip")]):
+        answer = exchange(proxy.port, raw_request("POST", "/open/smuggle", headers, b"hello",
+                                                  length=False), expect_close=True)
+        assert answer.status == 400 and answer.error == "bad_request", headers
+        assert answer.header("X-Upstream") is None and answer.closed
+
+
 def test_the_access_log_names_the_route_never_the_path(proxy):
     token = login(proxy)
     get(proxy, "/api/users/o-secret-openid-42?code=zzsecretcode", headers={"X-Session": token})
@@ -424,6 +437,9 @@ def test_websocket_relay_both_ways_with_identity(proxy):
         assert socket_.close_code == 4002
 
     asyncio.run(scenario())
+    closes = wait_for(lambda: [c for c in get(proxy, "/open/closes").json()
+                               if c == [4002, "client leaves"]], 5, what="upstream closed")
+    assert closes == [[4002, "client leaves"]]
 
 
 def test_websocket_without_a_session_on_a_required_route_is_401(proxy):

@@ -1,4 +1,5 @@
-"""Route matching: the longest configured prefix that a path starts with wins."""
+"""Route matching: the longest configured prefix that a path starts with wins (the router
+tries the routes in :func:`in_match_order`), and where a matched request goes upstream."""
 
 from urllib.parse import urlsplit
 
@@ -8,12 +9,6 @@ from server.config import GatewayRouteConfig
 def in_match_order(routes) -> list[GatewayRouteConfig]:
     """Longest prefix first, so that a first-match router gives the longest match."""
     return sorted(routes, key=lambda route: len(route.prefix), reverse=True)
-
-
-def match(routes, path: str) -> GatewayRouteConfig | None:
-    """The route serving ``path`` (``/api/v2/x``: ``/api/v2/`` before ``/api/``), or None."""
-    return next((route for route in in_match_order(routes) if path.startswith(route.prefix)),
-                None)
 
 
 def upstream_url(route: GatewayRouteConfig, uri: str, websocket: bool = False) -> str:
