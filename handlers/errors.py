@@ -6,6 +6,7 @@ headers), which ``handlers.base.ApiHandler`` renders as ``{"error": code, "messa
 """
 
 from server.errors import (
+    AppNotAllowed,
     AppRequired,
     DataTooLarge,
     DomainError,
@@ -15,6 +16,8 @@ from server.errors import (
     SessionKeyProblem,
     StoreUnavailable,
     UnknownApp,
+    UpstreamTimeout,
+    UpstreamUnavailable,
 )
 from server.platforms import ProviderError
 
@@ -48,6 +51,9 @@ _STATUS: dict[type, int] = {
     RateLimited: 429,
     SessionKeyProblem: 409,
     StoreUnavailable: 503,
+    UpstreamUnavailable: 502,
+    UpstreamTimeout: 504,
+    AppNotAllowed: 403,
 }
 #: What a client sees when its platform did not log it in: ProviderError.code -> (status, the
 #: Retry-After to send when the platform named no wait).

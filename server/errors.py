@@ -109,3 +109,24 @@ class SessionKeyUnavailable(SessionKeyProblem):
     code = "session_key_unavailable"
     default_message = ("no platform session_key is held for this session (the platform has "
                        "none, or it was sealed with a key no longer configured)")
+
+
+# -- the gateway's upstreams ---------------------------------------------------------------
+
+class GatewayError(DomainError):
+    """A gateway route's upstream did not answer (the kinds below)."""
+
+
+class UpstreamUnavailable(GatewayError):
+    code = "upstream_unavailable"
+    default_message = "the backend behind this path cannot be reached"
+
+
+class UpstreamTimeout(GatewayError):
+    code = "upstream_timeout"
+    default_message = "the backend behind this path did not answer in time"
+
+
+class AppNotAllowed(DomainError):
+    code = "app_not_allowed"
+    default_message = "this path serves another app: a session of this app cannot use it"
