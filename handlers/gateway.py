@@ -78,11 +78,14 @@ def upstream_headers(ctx, route: GatewayRouteConfig, request, session) -> list[t
         proto = request.headers.get("X-Forwarded-Proto", proto)
         host = request.headers.get("X-Forwarded-Host", host)
     session_config = ctx.config.session
+    jar_cookie = None
+    if route.cookie_jar and session is not None:
+        jar_cookie = ctx.jars.cookie_header(session, route, request.uri)
     return headers.request_headers(
         list(request.headers.get_all()), session_header=session_config.header_name,
         identity=identity_headers(session) if session else [],
         cookie=cookies.cookie_for_upstream(route, request.headers.get_list("Cookie"),
-                                           session_config.cookie_name),
+                                           session_config.cookie_name, jar_cookie),
         client_address=address, proto=proto, host=host)
 
 
@@ -99,13 +102,14 @@ class GatewayHandler(ApiHandler):
 
     _answer: asyncio.Future | None = None
     _body: asyncio.Queue | None = None
+    _session = None  # the request's session, if any: its cookie jar keeps the upstream's
 
     def body_limit(self) -> int:
         return self.route.max_body
 
     async def prepare(self) -> None:
         super().prepare()  # size and framing checks
-        session = await authorize(self.ctx, self.route, self.request.headers)
+        self._session = session = await authorize(self.ctx, self.route, self.request.headers)
         if session is not None:
             self.log_app = session.app
             if session.slid:  # as every use does: the client's cookie lives on with it
@@ -165,11 +169,15 @@ class GatewayHandler(ApiHandler):
             await response.aclose()
 
     async def _answer_with(self, response: httpx.Response) -> None:
+        raw = [(name.decode("latin-1"), value.decode("latin-1"))
+               for name, value in response.headers.raw]
+        if self.route.cookie_jar and self._session is not None:
+            # Kept before the client hears the answer, so that its next request carries them.
+            await self.ctx.jars.keep(self._session, self.route, self.request.uri,
+                                     [v for n, v in raw if n.lower() == "set-cookie"])
         self.set_status(response.status_code, response.reason_phrase or None)
         for name in ("Content-Type", "Cache-Control", "X-Content-Type-Options"):
             self.clear_header(name)  # ours, for our JSON: the upstream says what it sends
-        raw = [(name.decode("latin-1"), value.decode("latin-1"))
-               for name, value in response.headers.raw]
         seen = set()
         for name, value in headers.response_headers(raw):
             # set_header first: it replaces Tornado's own Date and the like.

@@ -31,6 +31,7 @@ from server import metrics, platforms
 from server.clock import SystemClock
 from server.config import AppConfig, Config
 from server.errors import StoreUnavailable
+from server.gateway.jars import CookieJars
 from server.gateway.upstream import Upstreams
 from server.http import log_redaction, tornado_compat
 from server.http.client_address import parse_networks
@@ -172,6 +173,7 @@ class Minisession:
         # The gateway's routes come after ours: minisession's own paths always win.
         gateway, gateway_templates = gateway_routes(config.gateway.routes)
         self.upstreams = Upstreams() if gateway else None
+        self.jars = CookieJars(self.store, self.clock)
         self.application = tornado.web.Application(
             [*extra_routes, *ROUTES, *gateway], default_handler_class=NotFoundHandler,
             log_function=log_request,

@@ -223,6 +223,9 @@ class GatewayRouteConfig:
     #: "none" (never identity headers).
     auth: str = "required"
     cookie_jar: bool = True
+    #: The most bytes a session's jar for this route may hold (its cookies as stored, compact
+    #: JSON): new cookies that would not fit are not kept.
+    cookie_jar_max_bytes: int = 16384
     timeout: float = 30.0
     #: Largest request body (bytes); server.max_body_size unless given.
     max_body: int = 65536
@@ -336,6 +339,16 @@ def _positive_int(key: str, value: object) -> int:
     if value <= 0:
         raise ConfigError(key, f"must be greater than 0, got {value}")
     return value
+
+
+def _bytes_between(minimum: int, maximum: int) -> Checker:
+    def check(key: str, value: object) -> int:
+        if not _is_int(value):
+            raise ConfigError(key, f"expected a number of bytes, {_got(value)}")
+        if not minimum <= value <= maximum:
+            raise ConfigError(key, f"must be between {minimum} and {maximum} bytes, got {value}")
+        return value
+    return check
 
 
 def _port(key: str, value: object) -> int:
@@ -838,6 +851,7 @@ _GATEWAY_ROUTE_KEYS: dict[str, Checker] = {
     "upstream": _upstream,
     "auth": _choice("required", "optional", "none"),
     "cookie_jar": _boolean,
+    "cookie_jar_max_bytes": _bytes_between(1024, 1048576),
     "timeout": _timeout,
     "max_body": _positive_int,
     "app": _string(),

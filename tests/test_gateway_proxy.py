@@ -268,12 +268,13 @@ def test_set_cookie_passes_through_or_not_by_route(proxy):
     answer = get(proxy, "/open/cookies")
     assert answer.headers.get_list("Set-Cookie") == [
         "a=1; Path=/", "b=2; Expires=Wed, 21 Oct 2037 07:28:00 GMT; Path=/"]
-    # cookie_jar = true (the jar itself is not wired in yet): no cookie either way.
+    # cookie_jar = true: the upstream's cookies stay in the session's jar, which alone sends
+    # them back (the client's own Cookie header does not go up).
     token = login(proxy)
     answer = get(proxy, "/jar/cookies", headers={"X-Session": token})
     assert answer.status_code == 200 and answer.headers.get_list("Set-Cookie") == []
     seen = echoed(get(proxy, "/jar/x", headers={"X-Session": token, "Cookie": "theme=dark"}))
-    assert header_values(seen, "Cookie") == []
+    assert header_values(seen, "Cookie") == ["a=1; b=2"]
 
 
 def test_longest_prefix_wins_and_a_base_path_replaces_the_prefix(proxy):

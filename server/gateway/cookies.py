@@ -1,19 +1,24 @@
 """The upstream's cookies: what goes up in ``Cookie``, what comes down in ``Set-Cookie``.
 
-The one place the server-side cookie jar (RFC 6265, kept in the session) plugs in. Until it
-does, a route with ``cookie_jar = false`` passes cookies through both ways (minus
-minisession's own session cookie, which the upstream never sees), and one with
-``cookie_jar = true`` passes none either way.
+A route with ``cookie_jar = false`` passes cookies through both ways (minus minisession's own
+session cookie, which the upstream never sees). One with ``cookie_jar = true`` keeps the
+upstream's cookies in the session (:mod:`server.gateway.jars`): the upstream gets the jar's
+``Cookie`` header and never the client's, the client gets none of the upstream's
+``Set-Cookie``. Never the client's: the jar is then the only source of the backend's cookies,
+so a client cannot plant one (another user's backend session id, a forged "role" cookie), and
+the backend session is tied to the minisession session that earned it. Mini-programs send no
+cookies of their own anyway (``wx.request`` keeps none).
 """
 
 from server.config import GatewayRouteConfig
 
 
 def cookie_for_upstream(route: GatewayRouteConfig, client_cookies: list[str],
-                        session_cookie_name: str) -> str | None:
-    """The ``Cookie`` header to send upstream (None: none), from the client's ``Cookie`` lines."""
+                        session_cookie_name: str, jar_cookie: str | None = None) -> str | None:
+    """The ``Cookie`` header to send upstream (None: none), from the client's ``Cookie`` lines,
+    or with the jar, the jar's header ``jar_cookie`` alone."""
     if route.cookie_jar:
-        return None
+        return jar_cookie
     kept = [part.strip() for line in client_cookies for part in line.split(";")
             if part.strip() and not _names(part, session_cookie_name)]
     return "; ".join(kept) or None

@@ -8,9 +8,11 @@ route's ``cookie_jar_max_bytes`` as judged by the store on the jar as stored.
 
 import base64
 import logging
+from urllib.parse import urlsplit
 
 from server.errors import DataTooLarge
 from server.gateway.cookie_jar import CookieJar
+from server.gateway.routes import upstream_url
 from server.stores.base import SessionStore
 
 log = logging.getLogger("minisession.gateway")
@@ -19,6 +21,11 @@ log = logging.getLogger("minisession.gateway")
 def jar_name(route) -> str:
     """The session field a route's jar is kept under: its prefix, as a safe field name."""
     return base64.urlsafe_b64encode(route.prefix.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+def _upstream_path(route, uri: str) -> str:
+    """The path as the upstream sees it, which its cookies' paths are about."""
+    return urlsplit(upstream_url(route, uri)).path
 
 
 class CookieJars:
@@ -30,13 +37,15 @@ class CookieJars:
         return CookieJar(route.upstream, record.cookie_jars.get(jar_name(route)),
                          max_bytes=route.cookie_jar_max_bytes)
 
-    def cookie_header(self, session, route, upstream_path: str) -> str | None:
-        """The ``Cookie`` header for the session's request to ``upstream_path`` (the path
-        as the upstream gets it), or None."""
-        return self._jar(session.record, route).cookie_header(upstream_path, self.clock.now())
+    def cookie_header(self, session, route, uri: str) -> str | None:
+        """The ``Cookie`` header for the session's request of ``uri`` (as the client sent
+        it) to the route's upstream, or None."""
+        return self._jar(session.record, route).cookie_header(_upstream_path(route, uri),
+                                                              self.clock.now())
 
-    async def keep(self, session, route, upstream_path: str, set_cookies: list[str]) -> None:
-        """Keep the upstream's ``Set-Cookie`` values (one per header) in the session's jar.
+    async def keep(self, session, route, uri: str, set_cookies: list[str]) -> None:
+        """Keep the upstream's ``Set-Cookie`` values (one per header) in the session's jar,
+        as the answer to the session's request of ``uri``.
 
         Never raises for the cookies themselves: one that breaks RFC 6265's rules or does not
         fit is dropped (counted in a warning, never shown), and the response goes on.
@@ -46,7 +55,7 @@ class CookieJars:
         record, name = session.record, jar_name(route)
         for _ in range(2):
             jar = self._jar(record, route)
-            change = jar.receive(set_cookies, upstream_path, self.clock.now())
+            change = jar.receive(set_cookies, _upstream_path(route, uri), self.clock.now())
             if not change:
                 break
             try:
