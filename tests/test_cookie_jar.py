@@ -3,9 +3,11 @@ kept, what replaces what, what expires, and what goes back upstream in which ord
 
 import calendar
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from server.config import ConfigError
 from server.gateway.cookie_jar import (
     MAX_COOKIE_BYTES,
     CookieJar,
@@ -15,6 +17,7 @@ from server.gateway.cookie_jar import (
     parse_cookie_date,
     path_matches,
 )
+from tests.conftest import make_config
 
 NOW = 1_800_000_000.0
 UPSTREAM = "http://app.example.com:9000"
@@ -250,6 +253,17 @@ def test_expired_cookies_are_dropped_from_the_store_at_the_next_response():
     change = receive(cookies, "other=3", now=NOW + 11)
     assert len(change.unset) == 1 and len(change.set) == 1
     assert sorted(c["name"] for c in cookies.cookies.values()) == ["long", "other"]
+
+
+def test_the_route_jar_limit_is_a_validated_config_key():
+    route = {"prefix": "/api/", "upstream": "http://127.0.0.1:9000"}
+    assert make_config(gateway={"routes": [route]}).gateway.routes[0].cookie_jar_max_bytes \
+        == 16384
+    config = make_config(gateway={"routes": [{**route, "cookie_jar_max_bytes": 4096}]})
+    assert config.gateway.routes[0].cookie_jar_max_bytes == 4096
+    for bad in (1023, 1048577, "16k", 4096.5, True):
+        with pytest.raises(ConfigError, match=r"gateway\.routes\[1\]\.cookie_jar_max_bytes"):
+            make_config(gateway={"routes": [{**route, "cookie_jar_max_bytes": bad}]})
 
 
 # -- properties ---------------------------------------------------------------------------------

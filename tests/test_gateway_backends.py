@@ -159,6 +159,13 @@ def test_an_unchanged_backend_keeps_its_sessions_through_the_jar(tmp_path, reque
         assert logged_in["previous"] not in me["cookie"]
         assert call(server, bob, "/app/whoami")["user"] is None
 
+        # Rotating minisession's id (after a privilege change) carries the jar along.
+        rotated = httpx.post(f"{server.url}/session/rotate", headers={"X-Session": alice},
+                             timeout=10)
+        assert rotated.status_code == 200, rotated.text
+        alice = rotated.json()["session_id"]
+        assert call(server, alice, "/app/whoami")["session"] == logged_in["session"]
+
         # Logging out of minisession ends the backend session for that client: a new login
         # starts with an empty jar, so a fresh backend session and a fresh counter.
         out = httpx.delete(f"{server.url}/session", headers={"X-Session": alice}, timeout=10)
