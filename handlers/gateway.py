@@ -154,6 +154,8 @@ class GatewayHandler(ApiHandler):
         prefix = self.route.prefix
         try:
             response = await self._answer
+        except asyncio.CancelledError:
+            return  # the client went away (on_connection_close): nobody to answer
         except (UpstreamUnavailable, UpstreamTimeout) as error:
             metrics.observe_upstream(prefix, None, 0)
             metrics.count_upstream_error(prefix, error.code.removeprefix("upstream_"))

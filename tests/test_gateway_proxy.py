@@ -318,6 +318,16 @@ def test_a_slow_upstream_is_504_within_the_timeout(proxy):
     assert answer.status_code == 200 and answer.json() == {"slow": True}
 
 
+def test_a_client_that_leaves_before_the_answer_leaves_no_traceback(proxy):
+    token = login(proxy)
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.get(proxy.url + "/slow/slow?seconds=0.8", headers={"X-Session": token},
+                  timeout=0.3)
+    time.sleep(1.2)  # past the upstream's answer
+    assert "Traceback" not in proxy.log() and "CancelledError" not in proxy.log()
+    assert get(proxy, "/slow/slow?seconds=0", headers={"X-Session": token}).status_code == 200
+
+
 def test_a_body_over_the_routes_limit_is_413(proxy):
     token = login(proxy)
     headers = {"X-Session": token}
