@@ -452,6 +452,22 @@ def test_websocket_relay_both_ways_with_identity(proxy):
     assert closes == [[4002, "client leaves"]]
 
 
+def test_a_cross_origin_websocket_is_refused_and_leaves_no_upstream_socket(proxy):
+    token = login(proxy)
+    closes = len(get(proxy, "/open/closes").json())
+
+    async def scenario():
+        with pytest.raises(tornado.httpclient.HTTPClientError) as refused:
+            await ws_connect(proxy, "/api/chat/ws", {"X-Session": token,
+                                                     "Origin": "https://evil.example"})
+        assert refused.value.code == 403
+
+    asyncio.run(scenario())
+    # The upstream socket opened for it is closed again.
+    wait_for(lambda: len(get(proxy, "/open/closes").json()) == closes + 1, 5,
+             what="upstream socket closed")
+
+
 def test_websocket_without_a_session_on_a_required_route_is_401(proxy):
     async def scenario():
         with pytest.raises(tornado.httpclient.HTTPClientError) as refused:
