@@ -452,6 +452,21 @@ def test_websocket_relay_both_ways_with_identity(proxy):
     assert closes == [[4002, "client leaves"]]
 
 
+def test_a_websocket_message_over_the_routes_limit_closes_the_socket(proxy):
+    token = login(proxy)
+
+    async def scenario():
+        socket_ = await ws_connect(proxy, "/small/ws", {"X-Session": token})
+        await socket_.read_message()
+        await socket_.write_message("x" * 1000)
+        assert await socket_.read_message() == "x" * 1000  # at the limit: relayed
+        await socket_.write_message("y" * 1001)
+        assert await socket_.read_message() is None
+        assert socket_.close_code == 1009  # message too big
+
+    asyncio.run(scenario())
+
+
 def test_a_cross_origin_websocket_is_refused_and_leaves_no_upstream_socket(proxy):
     token = login(proxy)
     closes = len(get(proxy, "/open/closes").json())
