@@ -21,7 +21,8 @@ import tornado.httpclient
 import tornado.websocket
 
 from devtools.processes import ServerProcess, server_config, wait_for
-from tests.rawhttp import exchange, request as raw_request
+from tests.rawhttp import connect, exchange, read_response, send
+from tests.rawhttp import request as raw_request
 
 ROOT = Path(__file__).resolve().parent.parent
 IDENTITY = ("x-auth-request-user", "x-auth-request-app", "x-auth-request-user-id",
@@ -225,6 +226,22 @@ def test_method_path_query_and_body_arrive_intact(proxy, method):
         assert seen["method"] == method
         assert seen["uri"] == f"/open/some/path%20x?{query}"
         assert seen["body"] == body
+
+
+def test_expect_100_continue(proxy):
+    """A client that waits for 100 Continue before its body gets it, and its body arrives."""
+    sock = connect(proxy.port)
+    with sock:
+        send(sock, b"POST /open/expect HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                   b"Expect: 100-continue\r\n\r\n")
+        interim = read_response(sock, timeout=5)
+        assert interim.status == 100
+        send(sock, b"hello")
+        answer = read_response(sock, timeout=10)
+    assert answer.status == 200
+    seen = answer.json
+    assert base64.b64decode(seen["body"]) == b"hello"
+    assert not any(name.lower() == "expect" for name, _ in seen["headers"])
 
 
 def test_a_chunked_body_arrives_intact(proxy):
