@@ -217,6 +217,20 @@ def test_x_forwarded_headers(proxy):
     assert header_values(seen, "Host") != [f"127.0.0.1:{proxy.port}"]  # the upstream's own
 
 
+def test_x_forwarded_headers_behind_a_trusted_proxy(tmp_path, upstream):
+    server = start_proxy(tmp_path, upstream, server={"trusted_proxies": ["127.0.0.1"]})
+    try:
+        seen = echoed(get(server, "/open/f", headers={
+            "X-Forwarded-For": "198.51.100.1, 203.0.113.9", "X-Forwarded-Host": "api.example",
+            "X-Forwarded-Proto": "https"}))
+    finally:
+        server.stop()
+    # The address the trusted proxy saw; how the client came, as it says.
+    assert header_values(seen, "X-Forwarded-For") == ["203.0.113.9"]
+    assert header_values(seen, "X-Forwarded-Proto") == ["https"]
+    assert header_values(seen, "X-Forwarded-Host") == ["api.example"]
+
+
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
 def test_method_path_query_and_body_arrive_intact(proxy, method):
     query = "a=1&b=%E4%BD%A0&c=x+y&d&e=%2F"
