@@ -89,6 +89,13 @@ def upstream_headers(ctx, route: GatewayRouteConfig, request, session) -> list[t
         client_address=address, proto=proto, host=host)
 
 
+def _retrieve(answer: asyncio.Future) -> None:
+    """Mark an upstream failure as seen: it may go unrelayed (the client left), and asyncio
+    would log it with a traceback."""
+    if not answer.cancelled():
+        answer.exception()
+
+
 def _announces_body(request) -> bool:
     return "Transfer-Encoding" in request.headers or request.headers.get(
         "Content-Length", "0").strip() not in ("", "0")
@@ -125,6 +132,7 @@ class GatewayHandler(ApiHandler):
         self._answer = asyncio.ensure_future(self.ctx.upstreams.open(
             self.route, self.request.method, routes.upstream_url(self.route, self.request.uri),
             upstream_headers(self.ctx, self.route, self.request, session), body))
+        self._answer.add_done_callback(_retrieve)
 
     async def _body_pieces(self):
         while (piece := await self._body.get()) is not None:
@@ -142,15 +150,25 @@ class GatewayHandler(ApiHandler):
             return
         self._body_size += len(chunk)
         if self._body_size > self.body_limit():
-            self._answer.cancel()
+            self._drop_upstream()
             error = self._too_large()
             self.send_error(error.status, exc_info=(type(error), error, None))
             return
         await self._pass_up(chunk)
 
     def on_connection_close(self) -> None:
-        if self._answer is not None:
-            self._answer.cancel()  # the client went away: so does the upstream request
+        self._drop_upstream()  # the client went away: so does the upstream request
+
+    def _drop_upstream(self) -> None:
+        """The upstream's answer will not be relayed: cancel the request, or close the answer
+        (its connection goes back to the pool)."""
+        answer = self._answer
+        if answer is None:
+            return
+        if not answer.done():
+            answer.cancel()
+        elif not answer.cancelled() and answer.exception() is None:
+            asyncio.ensure_future(answer.result().aclose())
 
     async def _proxy(self, _rest: str) -> None:
         if self._body is not None:
@@ -158,6 +176,8 @@ class GatewayHandler(ApiHandler):
         prefix = self.route.prefix
         try:
             response = await self._answer
+        except asyncio.CancelledError:
+            return  # the client went away (on_connection_close): nobody to answer
         except (UpstreamUnavailable, UpstreamTimeout) as error:
             metrics.observe_upstream(prefix, None, 0)
             metrics.count_upstream_error(prefix, error.code.removeprefix("upstream_"))
@@ -310,10 +330,11 @@ class GatewaySocketHandler(tornado.websocket.WebSocketHandler):
         if self.upstream is not None:
             self.upstream.close(self.close_code, self.close_reason)
 
-    def on_connection_close(self) -> None:
-        super().on_connection_close()
-        if self.upstream is not None and self.ws_connection is None:
-            self.upstream.close()  # the client left before the upgrade was done
+    def on_finish(self) -> None:
+        # Called once the handshake answer is sent: a refused handshake (a bad Origin or
+        # Sec-WebSocket-Key) leaves no upstream connection behind.
+        if self.get_status() != 101 and self.upstream is not None:
+            self.upstream.close()
 
 
 def gateway_routes(configured) -> tuple[list, dict]:

@@ -21,7 +21,8 @@ import tornado.httpclient
 import tornado.websocket
 
 from devtools.processes import ServerProcess, server_config, wait_for
-from tests.rawhttp import exchange, request as raw_request
+from tests.rawhttp import connect, exchange, read_response, send
+from tests.rawhttp import request as raw_request
 
 ROOT = Path(__file__).resolve().parent.parent
 IDENTITY = ("x-auth-request-user", "x-auth-request-app", "x-auth-request-user-id",
@@ -216,6 +217,20 @@ def test_x_forwarded_headers(proxy):
     assert header_values(seen, "Host") != [f"127.0.0.1:{proxy.port}"]  # the upstream's own
 
 
+def test_x_forwarded_headers_behind_a_trusted_proxy(tmp_path, upstream):
+    server = start_proxy(tmp_path, upstream, server={"trusted_proxies": ["127.0.0.1"]})
+    try:
+        seen = echoed(get(server, "/open/f", headers={
+            "X-Forwarded-For": "198.51.100.1, 203.0.113.9", "X-Forwarded-Host": "api.example",
+            "X-Forwarded-Proto": "https"}))
+    finally:
+        server.stop()
+    # The address the trusted proxy saw; how the client came, as it says.
+    assert header_values(seen, "X-Forwarded-For") == ["203.0.113.9"]
+    assert header_values(seen, "X-Forwarded-Proto") == ["https"]
+    assert header_values(seen, "X-Forwarded-Host") == ["api.example"]
+
+
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
 def test_method_path_query_and_body_arrive_intact(proxy, method):
     query = "a=1&b=%E4%BD%A0&c=x+y&d&e=%2F"
@@ -225,6 +240,22 @@ def test_method_path_query_and_body_arrive_intact(proxy, method):
         assert seen["method"] == method
         assert seen["uri"] == f"/open/some/path%20x?{query}"
         assert seen["body"] == body
+
+
+def test_expect_100_continue(proxy):
+    """A client that waits for 100 Continue before its body gets it, and its body arrives."""
+    sock = connect(proxy.port)
+    with sock:
+        send(sock, b"POST /open/expect HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                   b"Expect: 100-continue\r\n\r\n")
+        interim = read_response(sock, timeout=5)
+        assert interim.status == 100
+        send(sock, b"hello")
+        answer = read_response(sock, timeout=10)
+    assert answer.status == 200
+    seen = answer.json
+    assert base64.b64decode(seen["body"]) == b"hello"
+    assert not any(name.lower() == "expect" for name, _ in seen["headers"])
 
 
 def test_a_chunked_body_arrives_intact(proxy):
@@ -317,6 +348,16 @@ def test_a_slow_upstream_is_504_within_the_timeout(proxy):
     # Within the timeout, the answer comes.
     answer = get(proxy, "/slow/slow?seconds=0.2", headers={"X-Session": token})
     assert answer.status_code == 200 and answer.json() == {"slow": True}
+
+
+def test_a_client_that_leaves_before_the_answer_leaves_no_traceback(proxy):
+    token = login(proxy)
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.get(proxy.url + "/slow/slow?seconds=0.8", headers={"X-Session": token},
+                  timeout=0.3)
+    time.sleep(1.2)  # past the upstream's answer
+    assert "Traceback" not in proxy.log() and "CancelledError" not in proxy.log()
+    assert get(proxy, "/slow/slow?seconds=0", headers={"X-Session": token}).status_code == 200
 
 
 def test_a_body_over_the_routes_limit_is_413(proxy):
@@ -441,6 +482,37 @@ def test_websocket_relay_both_ways_with_identity(proxy):
     closes = wait_for(lambda: [c for c in get(proxy, "/open/closes").json()
                                if c == [4002, "client leaves"]], 5, what="upstream closed")
     assert closes == [[4002, "client leaves"]]
+
+
+def test_a_websocket_message_over_the_routes_limit_closes_the_socket(proxy):
+    token = login(proxy)
+
+    async def scenario():
+        socket_ = await ws_connect(proxy, "/small/ws", {"X-Session": token})
+        await socket_.read_message()
+        await socket_.write_message("x" * 1000)
+        assert await socket_.read_message() == "x" * 1000  # at the limit: relayed
+        await socket_.write_message("y" * 1001)
+        assert await socket_.read_message() is None
+        assert socket_.close_code == 1009  # message too big
+
+    asyncio.run(scenario())
+
+
+def test_a_cross_origin_websocket_is_refused_and_leaves_no_upstream_socket(proxy):
+    token = login(proxy)
+    closes = len(get(proxy, "/open/closes").json())
+
+    async def scenario():
+        with pytest.raises(tornado.httpclient.HTTPClientError) as refused:
+            await ws_connect(proxy, "/api/chat/ws", {"X-Session": token,
+                                                     "Origin": "https://evil.example"})
+        assert refused.value.code == 403
+
+    asyncio.run(scenario())
+    # The upstream socket opened for it is closed again.
+    wait_for(lambda: len(get(proxy, "/open/closes").json()) == closes + 1, 5,
+             what="upstream socket closed")
 
 
 def test_websocket_without_a_session_on_a_required_route_is_401(proxy):

@@ -2,7 +2,7 @@
 
 Up: the client's headers minus the hop-by-hop ones (RFC 9110 §7.6.1: ``Connection``, those it
 names, and the usual connection-specific ones), minus ``Host`` (the upstream's is sent; the
-client's goes in ``X-Forwarded-Host``), minus any client-sent ``X-Auth-Request-*`` (whatever
+client's goes in ``X-Forwarded-Host``) and ``Expect`` (minisession answered it), minus any client-sent ``X-Auth-Request-*`` (whatever
 its case: only minisession states an identity), minus minisession's session header and its
 session cookie; plus the identity headers of the session (if any) and ``X-Forwarded-For``,
 ``-Proto`` and ``-Host``. Down: the upstream's headers minus the hop-by-hop ones.
@@ -32,7 +32,9 @@ def request_headers(client: list[tuple[str, str]], *, session_header: str,
                     client_address: str, proto: str, host: str | None
                     ) -> list[tuple[str, str]]:
     """The headers of the upstream request; ``cookie`` is the ``Cookie`` to send (or None)."""
-    dropped = _hop_by_hop(client) | _FORWARDED | {"host", "cookie", session_header.lower()}
+    # "Expect: 100-continue" was answered by minisession already; the body follows it up.
+    dropped = _hop_by_hop(client) | _FORWARDED | {"host", "cookie", "expect",
+                                                  session_header.lower()}
     headers = [(name, value) for name, value in client
                if name.lower() not in dropped and not name.lower().startswith(IDENTITY_PREFIX)]
     if cookie:
