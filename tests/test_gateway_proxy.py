@@ -308,6 +308,19 @@ def test_set_cookie_passes_through_or_not_by_route(proxy):
     assert header_values(seen, "Cookie") == ["a=1; b=2"]
 
 
+def test_a_websocket_handshake_carries_the_jars_cookies(proxy):
+    token = login(proxy, "dave")
+    assert get(proxy, "/jar/cookies", headers={"X-Session": token}).status_code == 200
+
+    async def scenario():
+        socket_ = await ws_connect(proxy, "/jar/ws", {"X-Session": token, "Cookie": "x=planted"})
+        hello = json.loads(await socket_.read_message())
+        socket_.close()
+        return header_values({"headers": hello["headers"]}, "Cookie")
+
+    assert asyncio.run(scenario()) == ["a=1; b=2"]
+
+
 def test_longest_prefix_wins_and_a_base_path_replaces_the_prefix(proxy):
     token = login(proxy)
     assert echoed(get(proxy, "/api/v2/items?x=1"))["uri"] == "/v2base/items?x=1"
