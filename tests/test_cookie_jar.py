@@ -178,15 +178,21 @@ def test_an_invalid_max_age_is_ignored_not_the_cookie():
     assert cookies.cookie_header("/", NOW + 10**6) == "a=1; b=2"  # session cookies
 
 
-def test_secure_cookies_go_only_to_https_upstreams():
-    plain = jar("http://127.0.0.1:9000")
+def test_secure_cookies_go_only_to_https_or_loopback_upstreams():
+    plain = jar("http://10.0.0.5:9000")
     assert receive(plain, "s=1; Secure", "p=2").refused == 1
     assert plain.cookie_header("/", NOW) == "p=2"
-    tls = jar("https://127.0.0.1:9443")
+    tls = jar("https://10.0.0.5:9443")
     receive(tls, "s=1; Secure", "p=2")
     assert tls.cookie_header("/", NOW) == "s=1; p=2"
     # The same stored cookies, asked for by a plain-http origin: the Secure one stays back.
-    assert CookieJar("http://127.0.0.1:9443", tls.cookies).cookie_header("/", NOW) == "p=2"
+    assert CookieJar("http://10.0.0.5:9443", tls.cookies).cookie_header("/", NOW) == "p=2"
+    # Loopback is trustworthy, as for browsers: a local backend that sets Secure because the
+    # client came over https (X-Forwarded-Proto) keeps its session.
+    for upstream in ("http://127.0.0.1:9000", "http://[::1]:9000", "http://localhost:9000"):
+        local = jar(upstream)
+        receive(local, "s=1; Secure; HttpOnly", "__Host-h=2; Secure; Path=/")
+        assert local.cookie_header("/", NOW) == "s=1; __Host-h=2", upstream
 
 
 def test_httponly_cookies_are_replayed():

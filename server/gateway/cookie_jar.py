@@ -20,8 +20,12 @@ against the RFC's cases.
 
 Deliberate choices, beyond RFC 6265:
 
-- A ``Secure`` cookie from a plain-http upstream is ignored (RFC 6265bis), since it could
-  never be sent back to it; ``__Secure-``/``__Host-`` prefixes are checked as 6265bis says.
+- ``Secure`` cookies are kept from, and sent to, https upstreams and loopback ones
+  (``127.0.0.0/8``, ``::1``, ``localhost``), which browsers treat as trustworthy origins
+  too: a backend on the same machine that sets ``Secure`` because the client came over https
+  (``X-Forwarded-Proto``) keeps working. From any other plain-http upstream a ``Secure``
+  cookie is ignored (RFC 6265bis), since it could never be sent back to it.
+  ``__Secure-``/``__Host-`` prefixes are checked as 6265bis says.
 - ``HttpOnly`` only concerns scripts: a server-side jar replays such cookies like any other.
 - A full jar refuses NEW cookies (replacements and deletions still apply when they fit)
   instead of evicting old ones as a browser does: an upstream (or an attacker able to make it
@@ -93,6 +97,15 @@ def _is_ip(host: str) -> bool:
     return True
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def domain_matches(host: str, domain: str) -> bool:
     """RFC 6265 5.1.3: ``host`` is ``domain`` or a subdomain of it (never for IP hosts)."""
     return host == domain or (host.endswith("." + domain) and not _is_ip(host))
@@ -151,7 +164,8 @@ class CookieJar:
         """``upstream``: the origin, e.g. ``http://127.0.0.1:9000``; ``cookies``: as stored."""
         parts = urlsplit(upstream)
         self.host = (parts.hostname or "").lower()
-        self.secure = parts.scheme in ("https", "wss")
+        #: Whether Secure cookies may come from and go to this origin (see the module doc).
+        self.secure = parts.scheme in ("https", "wss") or _is_loopback(self.host)
         self.cookies = dict(cookies or {})
         self.max_bytes = max_bytes
         self.max_cookies = max_cookies
