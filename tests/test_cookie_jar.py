@@ -272,6 +272,14 @@ def test_the_route_jar_limit_is_a_validated_config_key():
             make_config(gateway={"routes": [{**route, "cookie_jar_max_bytes": bad}]})
 
 
+def test_a_cookie_set_again_after_expiring_is_a_new_cookie():
+    cookies = jar()
+    receive(cookies, "a=1; Max-Age=5", now=NOW)
+    receive(cookies, "b=2", now=NOW + 1)
+    receive(cookies, "a=3", now=NOW + 10)  # a expired at NOW + 5: not a replacement
+    assert cookies.cookie_header("/", NOW + 11) == "b=2; a=3"
+
+
 # -- properties ---------------------------------------------------------------------------------
 
 _token = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABC0123456789-_", min_size=1, max_size=8)
@@ -290,6 +298,7 @@ def test_the_header_is_the_last_live_value_of_each_cookie_and_in_rfc_order(sets,
             f"; Max-Age={max_age}" if max_age is not None else "")
         now = NOW + step
         receive(cookies, header, path="/a/b", now=now)
+        expected = {k: v for k, v in expected.items() if v[2] is None or v[2] > now}
         key = (name, path or "/a")
         if max_age is not None and max_age <= 0:
             expected.pop(key, None)

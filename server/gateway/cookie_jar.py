@@ -176,6 +176,10 @@ class CookieJar:
         """Apply a response's ``Set-Cookie`` headers (a list: never folded into one) received
         for ``request_path``; returns the change to store (this jar is updated too)."""
         change = JarChange()
+        # Expired cookies go first (RFC 6265 5.3: never kept): one set again is a new cookie.
+        for key in self._expired(now):
+            del self.cookies[key]
+            change.unset.append(key)
         for header in set_cookies:
             cookie = self._parse(header, request_path, now)
             if cookie is None:
@@ -197,10 +201,6 @@ class CookieJar:
             change.set[key] = cookie
             if key in change.unset:
                 change.unset.remove(key)
-        for key in self._expired(now):
-            del self.cookies[key]
-            change.set.pop(key, None)
-            change.unset.append(key)
         return change
 
     def _fits(self, key: str, cookie: dict) -> bool:
