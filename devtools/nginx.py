@@ -3,55 +3,20 @@ everything under a temporary prefix, in front of real minisession processes (tes
 tests/test_forward_auth_nginx.py).
 """
 
-import fcntl
 import grp
 import os
 import pwd
-import shutil
 import socket
 import subprocess
-import tempfile
 from pathlib import Path
 
+from devtools.apt import apt_binary
 from devtools.processes import end_process, wait_for
-
-#: Installs of nginx by parallel test runs wait for each other on this lock.
-INSTALL_LOCK = Path(tempfile.gettempdir()) / "minisession-test-nginx-install.lock"
-APT_TIMEOUT = 300
-
-
-def _installed_nginx() -> str | None:
-    found = shutil.which("nginx")
-    if found is None and os.access("/usr/sbin/nginx", os.X_OK):
-        found = "/usr/sbin/nginx"
-    return found
 
 
 def nginx_binary() -> str:
     """Debian's nginx, installed with apt-get if missing (nginx-light, else nginx)."""
-    if found := _installed_nginx():
-        return found
-    with open(INSTALL_LOCK, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if found := _installed_nginx():  # another run installed it while we waited
-            return found
-        apt = ["apt-get", "-q", "-o", "DPkg::Lock::Timeout=120"]
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        output = []
-        for command in ([*apt, "update"],
-                        [*apt, "install", "-y", "--no-install-recommends", "nginx-light"],
-                        [*apt, "install", "-y", "--no-install-recommends", "nginx"]):
-            try:
-                done = subprocess.run(command, env=env, capture_output=True, text=True,
-                                      timeout=APT_TIMEOUT)
-                output.append(f"$ {' '.join(command)} -> {done.returncode}\n"
-                              f"{(done.stdout + done.stderr)[-1500:]}")
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                output.append(f"$ {' '.join(command)} -> {exc}")
-            if "install" in command and (found := _installed_nginx()):
-                return found
-    raise RuntimeError("this test needs Debian's nginx, and apt-get could not install it:\n"
-                       + "\n".join(output))
+    return apt_binary("nginx", ["nginx-light", "nginx"])
 
 
 def free_port() -> int:

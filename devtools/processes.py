@@ -65,7 +65,8 @@ def readable_log(text: str) -> str:
 
 def to_toml(data: dict) -> str:
     """The few TOML forms a config needs: tables of strings, numbers, booleans, lists, and
-    tables in tables (``{"apps": {"shop": {...}}}`` -> ``[apps.shop]``)."""
+    tables in tables (``{"apps": {"shop": {...}}}`` -> ``[apps.shop]``), lists of tables
+    (``{"gateway": {"routes": [{...}]}}`` -> ``[[gateway.routes]]``)."""
 
     def value(item) -> str:
         if isinstance(item, bool):
@@ -84,14 +85,21 @@ def to_toml(data: dict) -> str:
 
     lines = []
 
-    def table(path: list[str], items: dict) -> None:
-        lines.append("[" + ".".join(key(part) for part in path) + "]")
+    def tables(v) -> bool:  # a list of tables: [[section.key]]
+        return isinstance(v, list) and bool(v) and all(isinstance(i, dict) for i in v)
+
+    def table(path: list[str], items: dict, brackets: str = "[]") -> None:
+        lines.append(brackets[:len(brackets) // 2] + ".".join(key(part) for part in path)
+                     + brackets[len(brackets) // 2:])
         lines.extend(f"{key(k)} = {value(v)}" for k, v in items.items()
-                     if not isinstance(v, dict))
+                     if not isinstance(v, dict) and not tables(v))
         lines.append("")
         for k, v in items.items():
             if isinstance(v, dict):
                 table([*path, k], v)
+            elif tables(v):
+                for item in v:
+                    table([*path, k], item, "[[]]")
 
     for section, items in data.items():
         table([section], items)

@@ -133,18 +133,22 @@ class ApiHandler(tornado.web.RequestHandler):
         values = set(re.split(r",\s*", length))
         if not _CONTENT_LENGTH.fullmatch(length) or len(values) != 1:
             raise _bad_framing("Content-Length must be a single whole number")
-        if int(values.pop()) > self.ctx.config.server.max_body_size:
+        if int(values.pop()) > self.body_limit():
             raise self._too_large()
 
+    def body_limit(self) -> int:
+        """The largest request body accepted (bytes)."""
+        return self.ctx.config.server.max_body_size
+
     def _too_large(self) -> ApiError:
-        limit = self.ctx.config.server.max_body_size
+        limit = self.body_limit()
         return ApiError(413, "body_too_large", f"the request body is larger than {limit} bytes")
 
     def data_received(self, chunk: bytes) -> None:
         if tornado_compat.answer_finished(self):
             return  # already answered (body too large); Tornado discards the rest
         self._body_size += len(chunk)
-        if self._body_size > self.ctx.config.server.max_body_size:
+        if self._body_size > self.body_limit():
             self._body_parts.clear()
             error = self._too_large()
             # Not raised: Tornado would drop the connection without an answer.
@@ -264,10 +268,7 @@ class ApiHandler(tornado.web.RequestHandler):
 
     def session_candidates(self) -> list[str]:
         """Session tokens this request carries: the session header first, then cookies."""
-        session = self.ctx.config.session
-        headers = self.request.headers
-        return (header_values(headers.get_list(session.header_name), session.cookie_name)
-                + cookie_values(headers.get_list("Cookie"), session.cookie_name))
+        return session_candidates(self.request.headers, self.ctx.config.session)
 
     async def current_session(self, refresh_cookie: bool = True):
         """The live session of this request; raises NotAuthenticated (401) if none.
@@ -304,6 +305,13 @@ class ApiHandler(tornado.web.RequestHandler):
 
     def clear_session_cookie(self) -> None:
         self.set_session_cookie("", 0)
+
+
+def session_candidates(headers, session_config) -> list[str]:
+    """Session tokens in these request headers: the session header first, then cookies."""
+    return (header_values(headers.get_list(session_config.header_name),
+                          session_config.cookie_name)
+            + cookie_values(headers.get_list("Cookie"), session_config.cookie_name))
 
 
 def loggable_route(handler: tornado.web.RequestHandler) -> str:

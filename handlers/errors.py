@@ -7,6 +7,7 @@ headers), which ``handlers.base.ApiHandler`` renders as ``{"error": code, "messa
 
 from server.errors import (
     AccessTokenUnsupported,
+    AppNotAllowed,
     AppRequired,
     DataTooLarge,
     DomainError,
@@ -16,6 +17,8 @@ from server.errors import (
     SessionKeyProblem,
     StoreUnavailable,
     UnknownApp,
+    UpstreamTimeout,
+    UpstreamUnavailable,
 )
 from server.platforms import ProviderError
 
@@ -50,6 +53,9 @@ _STATUS: dict[type, int] = {
     SessionKeyProblem: 409,
     AccessTokenUnsupported: 409,
     StoreUnavailable: 503,
+    UpstreamUnavailable: 502,
+    UpstreamTimeout: 504,
+    AppNotAllowed: 403,
 }
 #: What a client sees when its platform did not log it in: ProviderError.code -> (status, the
 #: Retry-After to send when the platform named no wait).

@@ -6,23 +6,12 @@ every endpoint, its expiry slid as by any use) is ``200`` with the identity in h
 copies into the request to its upstream; anything else is our ``401`` JSON, passed on to the
 client. Never a ``Set-Cookie`` and never the session id: proxies may copy any of these headers.
 
-Identity header values are percent-encoded UTF-8 wherever a byte is not visible ASCII, and for
-``%`` and ``+`` themselves, so that an app's user id (any printable string) is always a valid
-header value, and ``rawurldecode``/``urldecode``/``decodeURIComponent``/``unquote`` all give it
-back; ids of visible ASCII without ``%`` or ``+`` (openids, numbers, uuids) are sent as they are.
+The identity headers are those of :mod:`server.gateway.identity` (the built-in proxy sends the
+same).
 """
 
-from urllib.parse import quote
-
 from handlers.base import ApiHandler
-
-# Visible ASCII but "%" (the escape) and "+" (a space to urldecode): sent as they are.
-_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in "%+")
-
-
-def header_value(text: str) -> str:
-    """``text`` as a header value that decodes back to it (see the module's docstring)."""
-    return quote(text, safe=_SAFE)
+from server.gateway.identity import identity_headers
 
 
 class _EveryMethod(tuple):
@@ -52,10 +41,6 @@ class ForwardAuthHandler(ApiHandler):
             self.set_header("Connection", "close")
         session = await self.current_session(refresh_cookie=False)
         self.clear_header("Content-Type")  # an empty answer
-        for name, value in (("X-Auth-Request-User", session.openid),
-                            ("X-Auth-Request-App", session.app),
-                            ("X-Auth-Request-User-Id", session.user_id),
-                            ("X-Auth-Request-Unionid", session.record.unionid)):
-            if value is not None:
-                self.set_header(name, header_value(value))
+        for name, value in identity_headers(session):
+            self.set_header(name, value)
         self.finish()

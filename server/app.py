@@ -18,6 +18,7 @@ from handlers.admin import (
 )
 from handlers.base import NotFoundHandler, loggable_route
 from handlers.forward_auth import ForwardAuthHandler
+from handlers.gateway import gateway_routes
 from handlers.health import HealthHandler, ReadyHandler
 from handlers.openapi import OpenApiHandler, openapi_json
 from handlers.admin_users import SessionKeyResetHandler, UserHandler
@@ -33,6 +34,8 @@ from server.access_tokens import AccessTokens
 from server.clock import SystemClock
 from server.config import AppConfig, Config
 from server.errors import StoreUnavailable
+from server.gateway.jars import CookieJars
+from server.gateway.upstream import Upstreams
 from server.http import log_redaction, tornado_compat
 from server.http.client_address import parse_networks
 from server.ids import SessionIdSigner
@@ -184,9 +187,14 @@ class Minisession:
                                             config.login.rate_ipv6_prefix)
         self.trusted_proxies = parse_networks(config.server.trusted_proxies)
         openapi_json()  # converted at start-up: a broken document stops the start, not a request
+        # The gateway's routes come after ours: minisession's own paths always win.
+        gateway, gateway_templates = gateway_routes(config.gateway.routes)
+        self.upstreams = Upstreams() if gateway else None
+        self.jars = CookieJars(self.store, self.clock)
         self.application = tornado.web.Application(
-            [*extra_routes, *ROUTES], default_handler_class=NotFoundHandler,
-            log_function=log_request, route_templates=route_templates([*extra_routes, *ROUTES]),
+            [*extra_routes, *ROUTES, *gateway], default_handler_class=NotFoundHandler,
+            log_function=log_request,
+            route_templates={**route_templates([*extra_routes, *ROUTES]), **gateway_templates},
         )
         self.application.ctx = self
         self._maintenance: PeriodicCallback | None = None
@@ -252,4 +260,6 @@ class Minisession:
                 await self._opener
         for provider in self.providers.values():
             await provider.close()
+        if self.upstreams is not None:
+            await self.upstreams.close()
         await self.store.close()

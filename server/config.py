@@ -1,7 +1,8 @@
 """The one configuration file: load it, validate it, and refuse to start on anything unsafe.
 
 The file is TOML with the sections ``[server]``, ``[session]``, ``[store]``, ``[login]``,
-``[apps.<name>]`` (one per mini-program), ``[log]`` and ``[admin]``; ``config/example.toml``
+``[apps.<name>]`` (one per mini-program), ``[log]``, ``[admin]`` and ``[gateway]`` (with its
+``[[gateway.routes]]``); ``config/example.toml``
 documents every key. ``[login] provider`` + ``[wechat]`` without any ``[apps.*]`` is the
 one-app shorthand of earlier versions: it configures one app named ``default``. Every problem is a
 :class:`ConfigError` whose message names the offending key, so an administrator can fix the
@@ -204,6 +205,41 @@ class AdminConfig:
     metrics_listen: str = "127.0.0.1:9464"
 
 
+#: The first path segments of minisession's own routes (server/app.py ROUTES, and /metrics of
+#: the metrics listener): a gateway prefix may not start with one of them.
+OWN_PATHS = ("login", "session", "platform", "auth", "introspect", "admin", "healthz",
+             "readyz", "openapi.json", "metrics")
+#: A gateway prefix: "/", or path segments of URL-safe characters, each followed by "/".
+_GATEWAY_PREFIX = re.compile(r"/(?:[A-Za-z0-9._~-]+/)*")
+
+
+@dataclass(frozen=True)
+class GatewayRouteConfig:
+    """One ``[[gateway.routes]]``: requests under ``prefix`` are proxied to ``upstream``."""
+
+    prefix: str
+    #: The upstream's origin ("http://127.0.0.1:9000"), and optionally a base path that then
+    #: replaces the prefix ("http://127.0.0.1:9000/v1/": /api/x -> /v1/x), as nginx does.
+    upstream: str
+    #: "required" (no live session: 401), "optional" (identity headers when there is one),
+    #: "none" (never identity headers).
+    auth: str = "required"
+    cookie_jar: bool = True
+    #: The most bytes a session's jar for this route may hold (its cookies as stored, compact
+    #: JSON): new cookies that would not fit are not kept.
+    cookie_jar_max_bytes: int = 16384
+    timeout: float = 30.0
+    #: Largest request body (bytes); server.max_body_size unless given.
+    max_body: int = 65536
+    #: Only sessions of this app pass (others: 403); None: any app.
+    app: str | None = None
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    routes: tuple[GatewayRouteConfig, ...] = ()
+
+
 @dataclass(frozen=True)
 class AccessTokenConfig:
     """Each app's one access_token (server/access_tokens.py)."""
@@ -227,6 +263,7 @@ class Config:
     notices: tuple[str, ...] = ()  # non-fatal warnings to log at start-up
     #: The mini-programs served, by name (at least one).
     apps: Mapping[str, AppConfig] = field(default_factory=dict)
+    gateway: GatewayConfig = GatewayConfig()
 
 
 # --------------------------------------------------------------------------- value checkers
@@ -328,6 +365,16 @@ def _positive_int(key: str, value: object) -> int:
     if value <= 0:
         raise ConfigError(key, f"must be greater than 0, got {value}")
     return value
+
+
+def _bytes_between(minimum: int, maximum: int) -> Checker:
+    def check(key: str, value: object) -> int:
+        if not _is_int(value):
+            raise ConfigError(key, f"expected a number of bytes, {_got(value)}")
+        if not minimum <= value <= maximum:
+            raise ConfigError(key, f"must be between {minimum} and {maximum} bytes, got {value}")
+        return value
+    return check
 
 
 def _port(key: str, value: object) -> int:
@@ -797,6 +844,86 @@ def _app_key(apps_given: bool, app: AppConfig, key: str) -> str:
     return {"platform": "login.provider"}.get(key, f"wechat.{key}")
 
 
+# ------------------------------------------------------------------------------- gateway
+
+def _gateway_prefix(key: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(key, f"expected a path such as \"/api/\", {_got(value)}")
+    if not _GATEWAY_PREFIX.fullmatch(value) or any(
+            segment in (".", "..") for segment in value.split("/")):
+        raise ConfigError(key, f"must start and end with \"/\" and hold path segments of "
+                               f"letters, digits and ._~- (e.g. \"/api/\"), {_got(value)}")
+    first = value.split("/")[1]
+    if first in OWN_PATHS:
+        raise ConfigError(key, f"{value!r} is under minisession's own /{first}; choose another "
+                               f"prefix (own paths: {', '.join('/' + p for p in OWN_PATHS)})")
+    return value
+
+
+def _upstream(key: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(key, f"expected a URL such as \"http://127.0.0.1:9000\", {_got(value)}")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  (raises on a bad port)
+    except ValueError:
+        raise ConfigError(key, f"is not a URL, {_got(value)}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(key, f"must be an http:// or https:// URL with a host, {_got(value)}")
+    if parts.username is not None or parts.query or parts.fragment or "?" in value:
+        # Credentials in the URL would end up in logs and error messages.
+        raise ConfigError(key, "must be an origin with an optional path: no user:password@, "
+                               "no ?query, no #fragment")
+    return value
+
+
+_GATEWAY_ROUTE_KEYS: dict[str, Checker] = {
+    "prefix": _gateway_prefix,
+    "upstream": _upstream,
+    "auth": _choice("required", "optional", "none"),
+    "cookie_jar": _boolean,
+    "cookie_jar_max_bytes": _bytes_between(1024, 1048576),
+    "timeout": _timeout,
+    "max_body": _positive_int,
+    "app": _string(),
+}
+
+
+def _read_gateway(table: object, max_body_size: int, apps: Mapping[str, AppConfig]
+                  ) -> GatewayConfig:
+    """``[gateway]`` with its ``[[gateway.routes]]``."""
+    if not isinstance(table, dict):
+        raise ConfigError("gateway", f"expected a table ([gateway]), {_got(table)}")
+    for key in table:
+        if key != "routes":
+            raise ConfigError(f"gateway.{key}", "unknown key; known: routes")
+    entries = table.get("routes", [])
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ConfigError("gateway.routes", "expected [[gateway.routes]] tables")
+    routes, seen = [], set()
+    for number, entry in enumerate(entries, 1):
+        where = f"gateway.routes[{number}]"
+        values = {}
+        for key, raw in entry.items():
+            if key not in _GATEWAY_ROUTE_KEYS:
+                raise ConfigError(f"{where}.{key}",
+                                  f"unknown key; {_suggest(key, list(_GATEWAY_ROUTE_KEYS))}")
+            values[key] = _GATEWAY_ROUTE_KEYS[key](f"{where}.{key}", raw)
+        for key in ("prefix", "upstream"):
+            if key not in values:
+                raise ConfigError(f"{where}.{key}", "required")
+        if values["prefix"] in seen:
+            # Two routes for one prefix: which one serves it would be a guess.
+            raise ConfigError(f"{where}.prefix",
+                              f"{values['prefix']!r} is the prefix of an earlier route too")
+        seen.add(values["prefix"])
+        if "app" in values and values["app"] not in apps:
+            raise ConfigError(f"{where}.app", f"names no app; apps: {', '.join(apps)}")
+        values.setdefault("max_body", max_body_size)
+        routes.append(GatewayRouteConfig(**values))
+    return GatewayConfig(routes=tuple(routes))
+
+
 # ------------------------------------------------------------------------------ public API
 
 def load_config(path: str | os.PathLike, environ: Mapping[str, str] = os.environ) -> Config:
@@ -835,7 +962,7 @@ def _build(data: dict, environ: Mapping[str, str]) -> Config:
         raise ConfigError(None, f"expected a table of sections, {_got(data)}")
     apps = _read_apps(data, environ)
     for name in data:
-        if name not in _SCHEMA and name != "apps":
+        if name not in _SCHEMA and name not in ("apps", "gateway"):
             home = _home_of(name)
             hint = (f"did you mean {home}.{name}? (keys go under a [{home}] header)" if home
                     else _suggest(name, list(_SCHEMA)))
@@ -1000,6 +1127,8 @@ def _build(data: dict, environ: Mapping[str, str]) -> Config:
                               "in-process store each worker would see only its own sessions")
         notices.append(NOTICE_MEMORY_STORE)
 
+    gateway = _read_gateway(data.get("gateway", {}), value("server", "max_body_size"), apps)
+
     return Config(
         server=ServerConfig(**given["server"]),
         session=SessionConfig(**given["session"]),
@@ -1011,4 +1140,5 @@ def _build(data: dict, environ: Mapping[str, str]) -> Config:
         access_token=AccessTokenConfig(**given["access_token"]),
         notices=tuple(notices),
         apps=apps,
+        gateway=gateway,
     )

@@ -121,3 +121,22 @@ class AccessTokenUnsupported(DomainError):
     def __init__(self, app: str, platform: str):
         super().__init__(f"app {app} is on {platform}, whose access_token minisession does not "
                          f"hold (WeChat apps only)")
+# -- the gateway's upstreams ---------------------------------------------------------------
+
+class GatewayError(DomainError):
+    """A gateway route's upstream did not answer (the kinds below)."""
+
+
+class UpstreamUnavailable(GatewayError):
+    code = "upstream_unavailable"
+    default_message = "the backend behind this path cannot be reached"
+
+
+class UpstreamTimeout(GatewayError):
+    code = "upstream_timeout"
+    default_message = "the backend behind this path did not answer in time"
+
+
+class AppNotAllowed(DomainError):
+    code = "app_not_allowed"
+    default_message = "this path serves another app: a session of this app cannot use it"

@@ -68,6 +68,18 @@ ACCESS_TOKEN_REFRESHES = Counter(
     "Fetches of an app's access_token from its platform, by app, mode (normal, or force after "
     "the platform refused the current token) and outcome (ok or the error code)",
     ["app", "mode", "outcome"])
+GATEWAY_REQUESTS = Counter(
+    "minisession_gateway_upstream_requests",
+    "Requests the gateway passed to an upstream, by route prefix (configured) and the "
+    "upstream's status class (2xx...5xx; 'error' when it gave no answer)", ["route", "status"])
+GATEWAY_DURATION = Histogram(
+    "minisession_gateway_upstream_duration_seconds",
+    "Time from sending a request upstream to the upstream's answer headers, by route prefix",
+    ["route"], buckets=_FAST_BUCKETS)
+GATEWAY_ERRORS = Counter(
+    "minisession_gateway_upstream_errors",
+    "Upstream requests without an answer, by route prefix and error (unavailable, timeout)",
+    ["route", "error"])
 
 # Known label values start at 0, so that rate() and alerts see them before the first event.
 for _kind in ("logout", "admin", "rotation_supersede"):
@@ -83,6 +95,18 @@ def observe_request(method: str, route: str, status: int, seconds: float) -> Non
     method = method if method in _METHODS else "other"
     HTTP_REQUESTS.labels(route, method, str(status)).inc()
     HTTP_REQUEST_DURATION.labels(route, method).observe(seconds)
+
+
+def observe_upstream(route: str, status: int | None, seconds: float) -> None:
+    """One upstream request of gateway route ``route`` (its configured prefix); ``status``
+    None when it gave no answer."""
+    GATEWAY_REQUESTS.labels(route, f"{status // 100}xx" if status else "error").inc()
+    if status:
+        GATEWAY_DURATION.labels(route).observe(seconds)
+
+
+def count_upstream_error(route: str, error: str) -> None:
+    GATEWAY_ERRORS.labels(route, error).inc()
 
 
 def count_login(app: str, reused: bool) -> None:

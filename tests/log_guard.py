@@ -8,7 +8,9 @@ Secrets are collected where they are born, whoever makes them:
 - every signing secret, encryption key, admin API key, WeChat app secret and MongoDB URI a
   server was configured with (``Minisession.__init__``);
 - every app secret and private key a platform provider was built with, every login code it
-  exchanged and every session_key it received (``LoginProvider``).
+  exchanged and every session_key it received (``LoginProvider``);
+- every cookie value a gateway upstream set and the jar kept (``CookieJar``): a backend's
+  own session ids (issue 14).
 
 A secret is looked for whole; short values (under 12 characters) are skipped, since they
 would match by chance.
@@ -25,6 +27,7 @@ import pytest
 
 from devtools.processes import readable_log
 from server.app import Minisession
+from server.gateway.cookie_jar import CookieJar
 from server.ids import SessionIdSigner
 from server.log_format import JsonFormatter
 from server.platforms import LoginProvider
@@ -100,7 +103,16 @@ def _install_spies() -> None:
         _watch(*(v for v in (identity.session_key,) if v))
         return identity
 
+    parse_cookie = CookieJar._parse
+
+    def spy_parse_cookie(self, header, request_path, now):
+        cookie = parse_cookie(self, header, request_path, now)
+        if cookie is not None:
+            _watch(cookie["value"])
+        return cookie
+
     SessionIdSigner.sign = spy_sign
+    CookieJar._parse = spy_parse_cookie
     Sealer.seal = spy_seal
     Minisession.__init__ = spy_init
     LoginProvider.__init__ = spy_provider_init

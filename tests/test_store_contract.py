@@ -5,6 +5,7 @@ import uuid
 
 import pytest
 
+from server.gateway.cookie_jar import cookie_key
 from server.stores.base import (
     Binding,
     DataTooLarge,
@@ -420,3 +421,78 @@ async def test_phone_is_kept_per_identity_as_given(store):
     # A later login keeps it.
     await store.login(identity(key="k2"), record(), None, NOW + 4)
     assert await store.phone("default", "alice") == VerifiedPhone("sealed-2", NOW + 3)
+# -- the gateway's cookie jars (issue 14): kept with the session, never in its data -----------
+
+def jar_cookie(name, value="v", path="/") -> tuple[str, dict]:
+    """A cookie as the gateway's jar stores it, with its key."""
+    return cookie_key(name, "127.0.0.1", path), {
+        "name": name, "value": value, "domain": "127.0.0.1", "host_only": True, "path": path,
+        "expires": None, "secure": False, "created": NOW}
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_cookie_jars_are_kept_beside_the_data_and_written_cookie_by_cookie(store):
+    session, _, _ = await store.login(identity(), record(data={"a": 1}), None, NOW)
+    assert (await store.get(session.id)).cookie_jars == {}
+    (k1, c1), (k2, c2), (k3, c3) = jar_cookie("PHPSESSID"), jar_cookie("b"), jar_cookie("c")
+    assert await store.update_cookie_jar(session.id, "php", {k1: c1, k2: c2}, []) is True
+    assert await store.update_cookie_jar(session.id, "node", {k1: c3}, []) is True
+    assert await store.update_cookie_jar(session.id, "php", {k3: c3}, [k1]) is True
+    stored = await store.get(session.id)
+    assert stored.cookie_jars == {"php": {k2: c2, k3: c3}, "node": {k1: c3}}
+    # Data writes leave the jars alone, and the jars never show in the data.
+    assert await store.update_data(session.id, {"b": 2}, []) is True
+    assert await store.replace_data(session.id, {"c": 3}) is True
+    stored = await store.get(session.id)
+    assert stored.data == {"c": 3} and stored.cookie_jars["php"] == {k2: c2, k3: c3}
+    # Reads are copies.
+    stored.cookie_jars["php"][k2]["value"] = "changed"
+    assert (await store.get(session.id)).cookie_jars["php"][k2]["value"] == "v"
+    assert await store.update_cookie_jar("no-such-session", "php", {k1: c1}, []) is False
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_concurrent_cookie_jar_updates_lose_no_cookie(store):
+    """20 responses at once, each setting another cookie, among data writes and slides."""
+    session, _, _ = await store.login(identity(), record(), None, NOW)
+    cookies = [jar_cookie(f"c{i}", f"value-{i}") for i in range(20)]
+    jars = [store.update_cookie_jar(session.id, "api", {key: value}, [], max_bytes=16384)
+            for key, value in cookies]
+    writes = [store.update_data(session.id, {f"k{i}": i}, [], max_bytes=16384)
+              for i in range(20)]
+    touches = [store.touch(session.id, NOW + i, NOW + 7200 + i) for i in range(20)]
+    results = await asyncio.gather(*[op for ops in zip(jars, writes, touches) for op in ops])
+    assert all(result is not False for result in results)
+    stored = await store.get(session.id)
+    assert stored.cookie_jars == {"api": dict(cookies)}
+    assert stored.data == {f"k{i}": i for i in range(20)}
+    assert stored.expires_at == NOW + 7200 + 19
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_the_cookie_jar_limit_is_judged_on_the_jar_as_stored(store):
+    session, _, _ = await store.login(identity(), record(), None, NOW)
+    (k1, big), (k2, other) = jar_cookie("a", "x" * 3000), jar_cookie("b", "y" * 3000)
+    assert await store.update_cookie_jar(session.id, "api", {k1: big}, [], max_bytes=4000)
+    # The caller's view may be older than the store's: the store judges what it holds.
+    with pytest.raises(DataTooLarge) as refused:
+        await store.update_cookie_jar(session.id, "api", {k2: other}, [], max_bytes=4000)
+    assert refused.value.size == data_size({k1: big, k2: other})
+    assert (await store.get(session.id)).cookie_jars == {"api": {k1: big}}
+    # Each jar has its own limit; a removal in the same write makes room.
+    assert await store.update_cookie_jar(session.id, "web", {k2: other}, [], max_bytes=4000)
+    assert await store.update_cookie_jar(session.id, "api", {k2: other}, [k1], max_bytes=4000)
+    assert (await store.get(session.id)).cookie_jars == {"api": {k2: other}, "web": {k2: other}}
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_rename_carries_the_cookie_jars_and_the_end_of_the_session_drops_them(store):
+    session, _, _ = await store.login(identity(), record(), None, NOW)
+    key, cookie = jar_cookie("PHPSESSID")
+    await store.update_cookie_jar(session.id, "php", {key: cookie}, [])
+    moved = await store.rename(session.id, "new-key")
+    assert moved.cookie_jars == {"php": {key: cookie}}
+    assert (await store.get("new-key")).cookie_jars == {"php": {key: cookie}}
+    assert await store.update_cookie_jar(session.id, "php", {key: cookie}, []) is False
+    assert await store.delete("new-key") is True
+    assert await store.update_cookie_jar("new-key", "php", {key: cookie}, []) is False

@@ -31,7 +31,10 @@ CHUNK_SIZE = 64 * 1024
 
 
 def hard_body_limit(config: Config) -> int:
-    return config.server.max_body_size + BODY_BACKSTOP_MARGIN
+    # A gateway route may accept larger bodies than minisession's own endpoints.
+    largest = max([config.server.max_body_size,
+                   *(route.max_body for route in config.gateway.routes)])
+    return largest + BODY_BACKSTOP_MARGIN
 
 
 def hard_header_limit(config: Config) -> int:

@@ -77,6 +77,11 @@ def answer_finished(handler) -> bool:
     return handler._finished
 
 
+def headers_written(handler) -> bool:
+    """Whether the answer's status line and headers have been sent (by a ``flush()``)."""
+    return handler._headers_written
+
+
 def reason_phrase(handler) -> str:
     """The reason phrase of the answer's status (an HTTPError's ``reason``, or the standard
     one), as ``set_status`` recorded it."""

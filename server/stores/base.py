@@ -55,6 +55,10 @@ class SessionRecord:
     #: What the admin listing calls this session: its first storage key, kept across
     #: rotations (:meth:`SessionStore.rename`), so a handle ends the session whatever its id.
     handle: str | None = None
+    #: The cookies gateway upstreams set for this session (issue 14), by jar (one per route):
+    #: ``{jar: {cookie key: cookie}}`` (:mod:`server.gateway.cookie_jar`). Kept apart from
+    #: ``data``, which the client reads and writes: the client never sees these.
+    cookie_jars: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.handle is None:
@@ -167,10 +171,22 @@ class SessionStore(StoreLifecycle):
         """
         raise NotImplementedError
 
+    async def update_cookie_jar(self, session_id: str, jar: str, set_cookies: dict,
+                                unset_cookies: list[str], max_bytes: int | None = None) -> bool:
+        """Set and remove cookies of one of the session's ``cookie_jars``, leaving its other
+        cookies (and other jars) untouched: concurrent responses setting different cookies
+        lose none. False when the session is gone. ``jar`` and the cookie keys are safe field
+        names (no '.', no leading '$': :func:`server.gateway.cookie_jar.cookie_key`).
+
+        With ``max_bytes``, raises :class:`DataTooLarge` instead of writing when the jar as
+        stored at the moment of the write, so changed, would be larger (:func:`data_size`).
+        """
+        raise NotImplementedError
+
     async def rename(self, session_id: str, new_id: str) -> SessionRecord | None:
         """Move a session to a new id (id rotation); the old id no longer finds it.
 
-        The session keeps its ``handle``. Returns the moved session, or None when
+        The session keeps its ``handle``, data and cookie jars. Returns the moved session, or None when
         ``session_id`` does not exist. Revocation wins over rotation: once
         :meth:`delete_sessions` or :meth:`revoke_handle` has returned, a rename that was under
         way leaves no session behind and returns None.

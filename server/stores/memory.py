@@ -108,6 +108,7 @@ class MemoryStore(Store):
         clone = object.__new__(SessionRecord)
         clone.__dict__.update(record.__dict__)
         clone.data = copy.deepcopy(record.data) if record.data else {}
+        clone.cookie_jars = copy.deepcopy(record.cookie_jars) if record.cookie_jars else {}
         return clone
 
     async def touch(self, session_id: str, touched_at: float, expires_at: float) -> None:
@@ -142,6 +143,19 @@ class MemoryStore(Store):
         record.data.update(copy.deepcopy(set_fields))
         for key in unset_fields:
             record.data.pop(key, None)
+        return True
+
+    async def update_cookie_jar(self, session_id: str, jar: str, set_cookies: dict,
+                                unset_cookies: list[str], max_bytes: int | None = None) -> bool:
+        record = self._sessions.get(session_id)
+        if record is None:
+            return False
+        cookies = record.cookie_jars.get(jar, {}) | copy.deepcopy(set_cookies)
+        for key in unset_cookies:
+            cookies.pop(key, None)
+        if max_bytes is not None and (size := data_size(cookies)) > max_bytes:
+            raise DataTooLarge(size)
+        record.cookie_jars = record.cookie_jars | {jar: cookies}
         return True
 
     async def session_key(self, app: str, openid: str) -> str | None:

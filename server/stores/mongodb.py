@@ -7,7 +7,7 @@ until 2027-05-14); switching means changing the import and the client constructo
 Collections:
 
 - ``sessions``: ``{_id: storage key, app, openid, unionid, created_at, touched_at, expires_at,
-  data, data_version, handle, generation}``; the storage key is a SHA-256 of the session id, so the
+  data, data_version, handle, generation, cookie_jars, cookie_jars_version}``; the storage key is a SHA-256 of the session id, so the
   collection holds no usable id, indexed on ``(app, openid)``, ``unionid``, ``user_id``, ``handle`` and on ``expires_at`` (a TTL
   index where the server has them, so MongoDB deletes expired sessions itself; FerretDB 1.x
   answers NotImplemented, and the server then purges periodically).
@@ -251,6 +251,7 @@ class MongoStore(Store):
             user_agent=doc.get("user_agent"),
             # Sessions stored before handles were kept across rotations: the key was the handle.
             handle=doc.get("handle", doc["_id"]),
+            cookie_jars=doc.get("cookie_jars") or {},
         )
 
     @staticmethod
@@ -402,37 +403,59 @@ class MongoStore(Store):
             return await self._sessions.find_one({"_id": session_id}, {"_id": 1}) is not None
         async with self._exclusive(session_id):
             if max_bytes is not None:
-                return await self._update_within(session_id, update, set_fields, unset_fields,
-                                                 max_bytes)
+                return await self._update_within(session_id, update, "data", "data_version",
+                                                 set_fields, unset_fields, max_bytes)
             result = await self._sessions.update_one({"_id": session_id}, update)
         return result.matched_count == 1
 
-    async def _update_within(self, session_id: str, update: dict, set_fields: dict,
-                             unset_fields: list[str], max_bytes: int) -> bool:
-        """``update`` if the stored data, so updated, stays within ``max_bytes``.
+    @_guard
+    async def update_cookie_jar(self, session_id: str, jar: str, set_cookies: dict,
+                                unset_cookies: list[str], max_bytes: int | None = None) -> bool:
+        field = f"cookie_jars.{jar}"
+        update = {}
+        if set_cookies:
+            update["$set"] = {f"{field}.{key}": cookie for key, cookie in set_cookies.items()}
+        if unset_cookies:
+            update["$unset"] = {f"{field}.{key}": "" for key in unset_cookies}
+        if not update:
+            return await self._sessions.find_one({"_id": session_id}, {"_id": 1}) is not None
+        async with self._exclusive(session_id):
+            if max_bytes is not None:
+                return await self._update_within(session_id, update, field,
+                                                 "cookie_jars_version", set_cookies,
+                                                 unset_cookies, max_bytes)
+            result = await self._sessions.update_one({"_id": session_id}, update)
+        return result.matched_count == 1
 
-        Judged on the data as read just before the write, which must still be there when it
-        lands: a compare-and-set on ``data_version`` (every data write increments it), retried
-        on MongoDB when another write came in between. On FerretDB the caller holds the
-        session's write lock, so the first attempt always lands.
+    async def _update_within(self, session_id: str, update: dict, field: str, version: str,
+                             set_fields: dict, unset_fields: list[str], max_bytes: int) -> bool:
+        """``update`` if the stored object at ``field`` (a dotted path: the data, or one
+        cookie jar), so updated, stays within ``max_bytes``.
+
+        Judged on the object as read just before the write, which must still be there when
+        it lands: a compare-and-set on the ``version`` field (every write of that object
+        increments it), retried on MongoDB when another write came in between. On FerretDB
+        the caller holds the session's write lock, so the first attempt always lands.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timeout_ms / 1000
         pause = 0.001
         while True:
-            doc = await self._sessions.find_one({"_id": session_id},
-                                                {"data": 1, "data_version": 1})
+            doc = await self._sessions.find_one({"_id": session_id}, {field: 1, version: 1})
             if doc is None:
                 return False
-            merged = (doc.get("data") or {}) | set_fields
+            stored = doc
+            for name in field.split("."):
+                stored = (stored or {}).get(name)
+            merged = (stored or {}) | set_fields
             for key in unset_fields:
                 merged.pop(key, None)
             if (size := data_size(merged)) > max_bytes:
                 raise DataTooLarge(size)
-            # {data_version: None} also matches documents written before the field existed.
+            # {version: None} also matches documents written before the field existed.
             result = await self._sessions.update_one(
-                {"_id": session_id, "data_version": doc.get("data_version")},
-                update | {"$inc": {"data_version": 1}})
+                {"_id": session_id, version: doc.get(version)},
+                update | {"$inc": {version: 1}})
             if result.matched_count == 1:
                 return True
             if loop.time() > deadline:
