@@ -128,6 +128,13 @@ def test_a_mini_program_reaches_the_backend_as_its_user_and_no_one_else(deployme
         assert "x-session" not in seen and token not in json.dumps(seen)
         assert upstream.requests[-1]["path"] == "/api/orders?page=2"
 
+        # The session_key calls are minisession's own, like /login and /session.
+        asked = len(upstream.requests)
+        verify = client.post("/platform/verify", headers=session,
+                             json={"rawData": "{}", "signature": "0" * 40})
+        assert (verify.status_code, verify.json()["error"]) == (400, "signature_mismatch")
+        assert len(upstream.requests) == asked
+
         # Any method, and the body goes to the backend (never to /auth).
         posted = client.post("/api/orders", headers=session, content=b"x" * 100_000)
         assert posted.json()["method"] == "POST" and posted.json()["body_bytes"] == 100_000
