@@ -3,9 +3,9 @@ session reads batched into one query where the server finds them by index."""
 
 import asyncio
 import logging
-import os
 import uuid
 
+import pymongo
 import pytest
 from pymongo import monitoring
 
@@ -15,8 +15,15 @@ from server.stores.mongodb import MongoStore, mongodb_client
 from tests.conftest import make_config, open_store
 from devtools.ferretdb import FerretDB, ensure_binary
 
-ON_FERRETDB = not os.environ.get("MONGODB_URI")
 NOW = 1_800_000_000.0
+
+
+@pytest.fixture(scope="module")
+def on_ferretdb(mongodb_uri) -> bool:
+    """Whether the server under test is FerretDB, asked as the store asks it (``buildInfo``),
+    whatever started it (conftest's FerretDB or ``MONGODB_URI``)."""
+    with pymongo.MongoClient(mongodb_uri, serverSelectionTimeoutMS=10_000) as client:
+        return "ferretdbVersion" in client.admin.command("buildInfo")
 
 
 @pytest.fixture
@@ -31,15 +38,16 @@ def config():
 
 @pytest.mark.gen_test(timeout=20)
 async def test_expired_sessions_are_removed_by_ttl_or_by_the_purge(server, store, clock,
-                                                                   caplog, io_loop):
+                                                                   caplog, io_loop,
+                                                                   on_ferretdb):
     # FerretDB 1.x has no TTL indexes and no atomic updates; real MongoDB has both.
-    assert store.needs_purge is ON_FERRETDB
-    assert store.atomic_updates is not ON_FERRETDB
+    assert store.needs_purge is on_ferretdb
+    assert store.atomic_updates is not on_ferretdb
     session, _ = await server.service.login(None, "dev:alice")
     clock.advance(7201)
     caplog.set_level(logging.INFO, logger="minisession")
     await server._maintain()
-    if ON_FERRETDB:
+    if on_ferretdb:
         assert await store.get(session.record.id) is None
         assert "purged 1 expired sessions" in caplog.text
     else:
@@ -47,7 +55,8 @@ async def test_expired_sessions_are_removed_by_ttl_or_by_the_purge(server, store
         assert (await store.get(session.record.id)) is not None
 
 
-def test_the_ttl_fallback_is_announced(config, mongodb_uri, clock, io_loop, caplog):
+def test_the_ttl_fallback_is_announced(config, mongodb_uri, clock, io_loop, caplog,
+                                       on_ferretdb):
     from server.app import Minisession
 
     # A store not opened yet: the store announces the fallback when it creates its indexes.
@@ -61,7 +70,7 @@ def test_the_ttl_fallback_is_announced(config, mongodb_uri, clock, io_loop, capl
     finally:
         io_loop.run_sync(instance.stop)
     announced = "does not implement TTL indexes" in caplog.text
-    assert announced is ON_FERRETDB
+    assert announced is on_ferretdb
 
 
 # ------------------------------------------------------------------ batched session reads
@@ -100,7 +109,8 @@ def batching_store(request, io_loop, mode):
 
 @pytest.mark.parametrize("mode", ["on", "off", "auto"])
 @pytest.mark.gen_test(timeout=30)
-async def test_concurrent_reads_are_one_query_where_batching_applies(batching_store, mode):
+async def test_concurrent_reads_are_one_query_where_batching_applies(batching_store, mode,
+                                                                      on_ferretdb):
     store = batching_store
     for i in range(40):
         await store.login(UserLogin("default", f"user-{i}", None, "sealed-key", "sealed-id"),
@@ -112,7 +122,7 @@ async def test_concurrent_reads_are_one_query_where_batching_applies(batching_st
     assert records == [stored_record(i) for i in range(40)] + [None, None, stored_record(7)]
     finds = FINDS.finds[store._database_name] - before
     # "auto" batches except on FerretDB 1.x, which scans the collection for an $in of ids.
-    batched = mode == "on" or (mode == "auto" and not ON_FERRETDB)
+    batched = mode == "on" or (mode == "auto" and not on_ferretdb)
     assert finds == (1 if batched else len(keys))
 
 
