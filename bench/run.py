@@ -19,8 +19,8 @@ Scenarios (``--scenarios``, comma-separated, in this order):
 - ``baseline``, ``memory``, ``peer-memory``, ``mongodb``, ``peer``, side by side: (1) a bare
   Tornado JSON handler, same process set-up; (2) ``GET /session`` with a valid id, memory
   store; (2p) the same request to express-session on its MemoryStore; (3) the same on the
-  MongoDB store (FerretDB); (6) the same request to express-session + connect-mongo on the
-  same FerretDB;
+  MongoDB store (FerretDB); ``pymongo`` (3p) scenario 3 with ``store.driver = "pymongo"``;
+  (6) the same request to express-session + connect-mongo on the same FerretDB;
 - ``login``: (4) ``POST /login`` through the fake WeChat, a fresh code and user each time;
 - ``workers``: scenario 3 with ``[server] workers = 1`` and ``= 2``, side by side (skipped,
   with the reason, when the config refuses the key);
@@ -63,8 +63,8 @@ from bench.report import Row
 from bench.wrk import WrkResult, ensure_wrk, run_wrk
 from devtools.ferretdb import FerretDB, ensure_binary
 
-SCENARIOS = ["roundtrips", "baseline", "memory", "peer-memory", "mongodb", "batched", "peer",
-             "instructions",
+SCENARIOS = ["roundtrips", "baseline", "memory", "peer-memory", "mongodb", "pymongo", "batched",
+             "peer", "instructions",
              "login", "workers", "size", "rss"]
 #: Answers per second no run here can reach: the cap that makes a time-bound run count-bound
 #: too, without ever cutting it short.
@@ -293,6 +293,11 @@ def prepare_mongodb(bench: Bench) -> Target:
                            mongodb=True)
 
 
+def prepare_pymongo(bench: Bench) -> Target:
+    return _session_target(bench, "pymongo", f"3p. GET /session, MongoDB store ({bench.store}), "
+                           'store.driver = "pymongo"', mongodb=True, store={"driver": "pymongo"})
+
+
 def prepare_batched(bench: Bench) -> Target:
     # What "auto" picks on MongoDB, forced on FerretDB 1.x (whose $in scans the collection):
     # the driver's cost per request with batched reads, measured beside scenario 3.
@@ -325,7 +330,7 @@ def prepare_peer(bench: Bench) -> Target:
 
 SIDE_BY_SIDE = {"baseline": prepare_baseline, "memory": prepare_memory,
                 "peer-memory": prepare_peer_memory, "mongodb": prepare_mongodb,
-                "batched": prepare_batched, "peer": prepare_peer}
+                "pymongo": prepare_pymongo, "batched": prepare_batched, "peer": prepare_peer}
 
 
 def run_side_by_side(bench: Bench, names: list[str]) -> None:
@@ -344,7 +349,7 @@ def run_side_by_side(bench: Bench, names: list[str]) -> None:
     bench.side_by_side(targets)
     if bench.args.profile:
         for target in targets:
-            if target.key in ("memory", "mongodb", "batched"):
+            if target.key in ("memory", "mongodb", "pymongo", "batched"):
                 bench.profiled(target)
     for target in targets:
         target.service.stop()

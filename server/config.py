@@ -127,6 +127,8 @@ class StoreConfig:
     #: "auto": session reads made at the same moment go to MongoDB as one query, except on
     #: FerretDB 1.x, where such a query scans the whole collection; "on" or "off" forces it.
     read_batching: str = "auto"
+    #: backend = "mongodb" only: "motor" (AsyncIOMotorClient) or "pymongo" (AsyncMongoClient).
+    driver: str = "motor"
     encryption_keys: tuple[str, ...] = field(default=(), repr=False)
     #: backend = "memory" only: most sessions held; past it, logins evict the closest to expiry.
     max_sessions: int = 10000
@@ -467,6 +469,7 @@ _SCHEMA: dict[str, tuple[type, dict[str, Checker]]] = {
         "purge_interval": _whole_seconds(1),
         "require_at_start": _boolean,
         "read_batching": _choice("auto", "on", "off"),
+        "driver": _choice("motor", "pymongo"),
         "encryption_keys": _encryption_keys,
         "max_sessions": _positive_int,
     }),

@@ -31,6 +31,12 @@ def backend():
     return "mongodb"
 
 
+@pytest.fixture(params=["motor", "pymongo"])
+def driver(request):
+    """Every test here runs through each driver (store.driver)."""
+    return request.param
+
+
 @pytest.fixture
 def config():
     return make_config(store={"backend": "mongodb", "mongodb_uri": "mongodb://unused/"})
@@ -56,11 +62,11 @@ async def test_expired_sessions_are_removed_by_ttl_or_by_the_purge(server, store
 
 
 def test_the_ttl_fallback_is_announced(config, mongodb_uri, clock, io_loop, caplog,
-                                       on_ferretdb):
+                                       on_ferretdb, driver):
     from server.app import Minisession
 
     # A store not opened yet: the store announces the fallback when it creates its indexes.
-    store = MongoStore(mongodb_client(mongodb_uri, 5.0),
+    store = MongoStore(mongodb_client(mongodb_uri, 5.0, driver),
                        f"minisession_test_{uuid.uuid4().hex[:12]}", timeout=5.0)
     caplog.set_level(logging.WARNING, logger="minisession")
     instance = Minisession(config, clock=clock, store=store)
@@ -102,9 +108,9 @@ def stored_record(i: int) -> SessionRecord:
 
 
 @pytest.fixture
-def batching_store(request, io_loop, mode):
+def batching_store(request, io_loop, mode, driver):
     """A MongoStore in a database of its own, with ``store.read_batching = mode``."""
-    return open_store("mongodb", io_loop, request, read_batching=mode)
+    return open_store("mongodb", io_loop, request, read_batching=mode, driver=driver)
 
 
 @pytest.mark.parametrize("mode", ["on", "off", "auto"])
@@ -144,11 +150,12 @@ async def test_a_batched_read_after_a_delete_never_sees_the_session(batching_sto
     assert results == [None if i % 2 else stored_record(i) for i in range(20)]
 
 
-def test_a_batched_read_fails_with_store_unavailable_when_the_store_dies(tmp_path, io_loop):
+def test_a_batched_read_fails_with_store_unavailable_when_the_store_dies(tmp_path, io_loop,
+                                                                        driver):
     # A server of its own, killed under the store: every read of the batch answers 503.
     ferretdb = FerretDB(ensure_binary(), tmp_path / "ferretdb")
     ferretdb.start()
-    store = MongoStore(mongodb_client(ferretdb.uri, 1.0), "batched_reads", 1.0, "on")
+    store = MongoStore(mongodb_client(ferretdb.uri, 1.0, driver), "batched_reads", 1.0, "on")
     try:
         io_loop.run_sync(store.open)
         io_loop.run_sync(lambda: store.login(UserLogin("default", "user-1", None, "k", "i"),
