@@ -20,6 +20,8 @@ Scenarios (``--scenarios``, comma-separated, in this order):
   Tornado JSON handler, same process set-up; (2) ``GET /session`` with a valid id, memory
   store; (2p) the same request to express-session on its MemoryStore; (3) the same on the
   MongoDB store (FerretDB); ``pymongo`` (3p) scenario 3 with ``store.driver = "pymongo"``;
+  ``memory-uvloop``, ``mongodb-uvloop`` (2u, 3u) scenarios 2 and 3 with
+  ``server.event_loop = "uvloop"``;
   (6) the same request to express-session + connect-mongo on the same FerretDB;
 - ``login``: (4) ``POST /login`` through the fake WeChat, a fresh code and user each time;
 - ``workers``: scenario 3 with ``[server] workers = 1`` and ``= 2``, side by side (skipped,
@@ -63,8 +65,8 @@ from bench.report import Row
 from bench.wrk import WrkResult, ensure_wrk, run_wrk
 from devtools.ferretdb import FerretDB, ensure_binary
 
-SCENARIOS = ["roundtrips", "baseline", "memory", "peer-memory", "mongodb", "pymongo", "batched",
-             "peer", "instructions",
+SCENARIOS = ["roundtrips", "baseline", "memory", "memory-uvloop", "peer-memory", "mongodb",
+             "mongodb-uvloop", "pymongo", "batched", "peer", "instructions",
              "login", "workers", "size", "rss"]
 #: Answers per second no run here can reach: the cap that makes a time-bound run count-bound
 #: too, without ever cutting it short.
@@ -293,6 +295,17 @@ def prepare_mongodb(bench: Bench) -> Target:
                            mongodb=True)
 
 
+def prepare_memory_uvloop(bench: Bench) -> Target:
+    return _session_target(bench, "memory-uvloop", '2u. GET /session, memory store, '
+                           'server.event_loop = "uvloop"', mongodb=False, event_loop="uvloop")
+
+
+def prepare_mongodb_uvloop(bench: Bench) -> Target:
+    return _session_target(bench, "mongodb-uvloop", f"3u. GET /session, MongoDB store "
+                           f'({bench.store}), server.event_loop = "uvloop"', mongodb=True,
+                           event_loop="uvloop")
+
+
 def prepare_pymongo(bench: Bench) -> Target:
     return _session_target(bench, "pymongo", f"3p. GET /session, MongoDB store ({bench.store}), "
                            'store.driver = "pymongo"', mongodb=True, store={"driver": "pymongo"})
@@ -329,7 +342,8 @@ def prepare_peer(bench: Bench) -> Target:
 
 
 SIDE_BY_SIDE = {"baseline": prepare_baseline, "memory": prepare_memory,
-                "peer-memory": prepare_peer_memory, "mongodb": prepare_mongodb,
+                "memory-uvloop": prepare_memory_uvloop, "peer-memory": prepare_peer_memory,
+                "mongodb": prepare_mongodb, "mongodb-uvloop": prepare_mongodb_uvloop,
                 "pymongo": prepare_pymongo, "batched": prepare_batched, "peer": prepare_peer}
 
 
@@ -349,7 +363,8 @@ def run_side_by_side(bench: Bench, names: list[str]) -> None:
     bench.side_by_side(targets)
     if bench.args.profile:
         for target in targets:
-            if target.key in ("memory", "mongodb", "pymongo", "batched"):
+            if target.key in ("memory", "memory-uvloop", "mongodb", "mongodb-uvloop",
+                              "pymongo", "batched"):
                 bench.profiled(target)
     for target in targets:
         target.service.stop()

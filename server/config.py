@@ -27,6 +27,7 @@ Secret values never appear in an error message, a notice or a ``repr``.
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import ipaddress
 import math
 import os
@@ -96,6 +97,8 @@ class ServerConfig:
     workers: int = 1
     #: Addresses (IPs or CIDR networks) of reverse proxies whose X-Forwarded-For is believed.
     trusted_proxies: tuple[str, ...] = ()
+    #: "asyncio" (the standard library's loop) or "uvloop" (minisession[uvloop]).
+    event_loop: str = "asyncio"
 
 
 @dataclass(frozen=True)
@@ -327,6 +330,14 @@ def _choice(*choices: str, ignore_case: bool = False) -> Checker:
     return check
 
 
+def _event_loop(key: str, value: object) -> str:
+    loop = _choice("asyncio", "uvloop")(key, value)
+    if loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        raise ConfigError(key, "uvloop is not installed: pip install 'minisession[uvloop]' "
+                               "(or set it to \"asyncio\")")
+    return loop
+
+
 def _cookie_name(key: str, value: object) -> str:
     if not isinstance(value, str):
         raise ConfigError(key, f"expected a string, {_got(value)}")
@@ -447,6 +458,7 @@ _SCHEMA: dict[str, tuple[type, dict[str, Checker]]] = {
         "shutdown_grace": _timeout,
         "workers": _positive_int,
         "trusted_proxies": _networks,
+        "event_loop": _event_loop,
     }),
     "session": (SessionConfig, {
         "secrets": _secret_list,
