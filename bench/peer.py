@@ -1,4 +1,5 @@
-"""Scenario 6's peer: the express-session + connect-mongo app in ``bench/peer``.
+"""The peers: the express-session app in ``bench/peer``, on connect-mongo (scenario 6) or on
+express-session's own MemoryStore (scenario 2p).
 
 Its packages are installed from the npm registry by ``npm ci`` (exact versions from
 ``package-lock.json``) into ``bench/peer/node_modules``, once.
@@ -46,8 +47,10 @@ def versions() -> dict[str, str | None]:
     return {name: _pinned(lock, name) for name in lock["packages"][""]["dependencies"]}
 
 
-def command(node: str, port: int, mongodb_uri: str, database: str, touch_after: int = 60,
-            idle_timeout: int = 7200) -> list[str]:
-    return [node, str(PEER / "server.js"), "--port", str(port), "--mongodb-uri", mongodb_uri,
-            "--database", database, "--touch-after", str(touch_after),
-            "--idle-timeout", str(idle_timeout)]
+def command(node: str, port: int, mongodb_uri: str | None, database: str = "bench_peer",
+            touch_after: int = 60, idle_timeout: int = 7200) -> list[str]:
+    """The peer on connect-mongo at ``mongodb_uri``; on its MemoryStore when that is None."""
+    store = ["--store", "memory"] if mongodb_uri is None else [
+        "--store", "mongodb", "--mongodb-uri", mongodb_uri, "--database", database]
+    return [node, str(PEER / "server.js"), "--port", str(port), *store,
+            "--touch-after", str(touch_after), "--idle-timeout", str(idle_timeout)]

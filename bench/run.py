@@ -16,14 +16,18 @@ side: their servers run together and each round measures every one of them in tu
 Scenarios (``--scenarios``, comma-separated, in this order):
 
 - ``roundtrips``: MongoDB commands per request, inside and outside ``touch_after``;
-- ``baseline``, ``memory``, ``mongodb``, ``peer``, side by side: (1) a bare Tornado JSON
-  handler, same process set-up; (2) ``GET /session`` with a valid id, memory store; (3) the
-  same on the MongoDB store (FerretDB); (6) the same request to express-session +
-  connect-mongo on the same FerretDB;
+- ``baseline``, ``memory``, ``peer-memory``, ``mongodb``, ``peer``, side by side: (1) a bare
+  Tornado JSON handler, same process set-up; (2) ``GET /session`` with a valid id, memory
+  store; (2p) the same request to express-session on its MemoryStore; (3) the same on the
+  MongoDB store (FerretDB); ``pymongo`` (3p) scenario 3 with ``store.driver = "pymongo"``;
+  ``memory-uvloop``, ``mongodb-uvloop`` (2u, 3u) scenarios 2 and 3 with
+  ``server.event_loop = "uvloop"``;
+  (6) the same request to express-session + connect-mongo on the same FerretDB;
 - ``login``: (4) ``POST /login`` through the fake WeChat, a fresh code and user each time;
 - ``workers``: scenario 3 with ``[server] workers = 1`` and ``= 2``, side by side (skipped,
   with the reason, when the config refuses the key);
-- ``size``: (5) scenario 3 with ``--sizes`` sessions preloaded (default 1,000 and 1,000,000);
+- ``size``: (5) scenario 3 with ``--sizes`` sessions preloaded (default 1,000 and 1,000,000),
+  reading a sample of them and sessions logged in before and after the preload;
 - ``rss``: the server's RSS after the first ``--rss-first`` requests and after
   ``--rss-requests`` (default 10,000 and 1,000,000).
 
@@ -61,7 +65,8 @@ from bench.report import Row
 from bench.wrk import WrkResult, ensure_wrk, run_wrk
 from devtools.ferretdb import FerretDB, ensure_binary
 
-SCENARIOS = ["roundtrips", "baseline", "memory", "mongodb", "batched", "peer", "instructions",
+SCENARIOS = ["roundtrips", "baseline", "memory", "memory-uvloop", "peer-memory", "mongodb",
+             "mongodb-uvloop", "pymongo", "batched", "peer", "instructions",
              "login", "workers", "size", "rss"]
 #: Answers per second no run here can reach: the cap that makes a time-bound run count-bound
 #: too, without ever cutting it short.
@@ -290,6 +295,22 @@ def prepare_mongodb(bench: Bench) -> Target:
                            mongodb=True)
 
 
+def prepare_memory_uvloop(bench: Bench) -> Target:
+    return _session_target(bench, "memory-uvloop", '2u. GET /session, memory store, '
+                           'server.event_loop = "uvloop"', mongodb=False, event_loop="uvloop")
+
+
+def prepare_mongodb_uvloop(bench: Bench) -> Target:
+    return _session_target(bench, "mongodb-uvloop", f"3u. GET /session, MongoDB store "
+                           f'({bench.store}), server.event_loop = "uvloop"', mongodb=True,
+                           event_loop="uvloop")
+
+
+def prepare_pymongo(bench: Bench) -> Target:
+    return _session_target(bench, "pymongo", f"3p. GET /session, MongoDB store ({bench.store}), "
+                           'store.driver = "pymongo"', mongodb=True, store={"driver": "pymongo"})
+
+
 def prepare_batched(bench: Bench) -> Target:
     # What "auto" picks on MongoDB, forced on FerretDB 1.x (whose $in scans the collection):
     # the driver's cost per request with batched reads, measured beside scenario 3.
@@ -298,21 +319,32 @@ def prepare_batched(bench: Bench) -> Target:
                            store={"read_batching": "on"})
 
 
-def prepare_peer(bench: Bench) -> Target:
+def _peer_target(bench: Bench, key: str, label: str, mongodb: bool) -> Target:
     node = peer.ensure_installed()
     bench.facts["peer_packages"] = peer.versions()
     port = free_port()
-    service = bench.service("peer", peer.command(node, port, bench.mongodb_uri(), "bench_peer"),
-                            port)
+    uri = bench.mongodb_uri() if mongodb else None
+    service = bench.service(key, peer.command(node, port, uri, "bench_peer"), port)
     cookies = sessions.login_peer(service.url, bench.args.sessions)
     sessions.check_cookies(service.url, cookies)
-    return Target("peer", f"6. GET /session, express-session + connect-mongo (same {bench.store})",
-                  service, service.url + "/session", "session.lua",
-                  bench.cookie_file("peer", cookies))
+    return Target(key, label, service, service.url + "/session", "session.lua",
+                  bench.cookie_file(key, cookies), uses_store=mongodb)
+
+
+def prepare_peer_memory(bench: Bench) -> Target:
+    return _peer_target(bench, "peer-memory", "2p. GET /session, express-session MemoryStore",
+                        mongodb=False)
+
+
+def prepare_peer(bench: Bench) -> Target:
+    return _peer_target(bench, "peer", "6. GET /session, express-session + connect-mongo "
+                        f"(same {bench.store})", mongodb=True)
 
 
 SIDE_BY_SIDE = {"baseline": prepare_baseline, "memory": prepare_memory,
-                "mongodb": prepare_mongodb, "batched": prepare_batched, "peer": prepare_peer}
+                "memory-uvloop": prepare_memory_uvloop, "peer-memory": prepare_peer_memory,
+                "mongodb": prepare_mongodb, "mongodb-uvloop": prepare_mongodb_uvloop,
+                "pymongo": prepare_pymongo, "batched": prepare_batched, "peer": prepare_peer}
 
 
 def run_side_by_side(bench: Bench, names: list[str]) -> None:
@@ -331,7 +363,8 @@ def run_side_by_side(bench: Bench, names: list[str]) -> None:
     bench.side_by_side(targets)
     if bench.args.profile:
         for target in targets:
-            if target.key in ("memory", "mongodb", "batched"):
+            if target.key in ("memory", "memory-uvloop", "mongodb", "mongodb-uvloop",
+                              "pymongo", "batched"):
                 bench.profiled(target)
     for target in targets:
         target.service.stop()
@@ -368,9 +401,14 @@ def scenario_workers(bench: Bench) -> None:
 
 
 def scenario_size(bench: Bench) -> None:
+    """Each size measured three ways, side by side: a sample of the preloaded sessions, and
+    ``--sessions`` users logged in before the first preload (the start of the collection) and
+    after this one (its end). FerretDB's SQLite scan stops early on a match near the start of
+    its table, which the "before" row alone would hide."""
     database = "bench_size"
     service = bench.minisession("size", mongodb=True, database=database)
     uri, loaded, preloads = bench.mongodb_uri(), 0, []
+    before = sessions.login_minisession(service.url, bench.args.sessions)
     for size in sorted(bench.args.sizes):
         cookies, seconds = sessions.preload(uri, database, size - loaded, bench.args.sample)
         preloads.append({"size": size, "added": size - loaded, "seconds": round(seconds, 1)})
@@ -382,10 +420,19 @@ def scenario_size(bench: Bench) -> None:
             if bench.args.ferretdb_id_index:
                 bench.facts["ferretdb_id_index"] = bench.add_ferretdb_id_index(database)
         loaded = size
+        after = sessions.login_minisession(service.url, bench.args.sessions)
+        sessions.check_cookies(service.url, after)
         indexed = ", FerretDB + `_id` lookup index" if bench.args.ferretdb_id_index else ""
-        bench.side_by_side([Target(
-            f"size-{size}", f"5. GET /session, MongoDB store, {size:,} sessions{indexed}", service,
-            service.url + "/session", "session.lua", bench.cookie_file(f"size-{size}", cookies))])
+        targets = []
+        for suffix, which, measured in (("", "preloaded sample", cookies),
+                                        ("-before", "logged in before the preload", before),
+                                        ("-after", "logged in after the preload", after)):
+            key = f"size-{size}{suffix}"
+            targets.append(Target(
+                key, f"5. GET /session, MongoDB store, {size:,} sessions, {which}{indexed}",
+                service, service.url + "/session", "session.lua",
+                bench.cookie_file(key, measured)))
+        bench.side_by_side(targets)
         costs = sessions.store_costs(uri, database, cookies[0])
         preloads[-1]["store_ms"] = costs
         print(f"  at {size:,} sessions, one MongoDB command takes: "

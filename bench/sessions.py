@@ -46,11 +46,18 @@ def login_peer(url: str, count: int) -> list[str]:
             # Sent back exactly as Set-Cookie gave it (URL-encoded, "s%3A" prefix and all).
             name_value = answer.headers["set-cookie"].split(";", 1)[0]
             cookies.append(name_value)
+            # Each login a new client: with the last session's cookie sent along,
+            # express-session would put every user in that one session (one stored session
+            # read by every request, where minisession's run reads ``count``).
+            client.cookies.clear()
     return cookies
 
 
 def check_cookies(url: str, cookies: list[str]) -> None:
-    """Every cookie must open its session: a benchmark of 401s would measure nothing."""
+    """Every cookie must open its session, a session of its own: a benchmark of 401s would
+    measure nothing, and one of a single session would not read what it says it reads."""
+    if len(set(cookies)) != len(cookies):
+        raise RuntimeError(f"{len(cookies)} logins gave {len(set(cookies))} different sessions")
     with httpx.Client(base_url=url, timeout=30) as client:
         for cookie in cookies[:20]:
             answer = client.get("/session", headers={"Cookie": cookie})

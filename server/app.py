@@ -98,8 +98,8 @@ def _make_store(config: Config) -> Store:
         from server.stores.mongodb import MongoStore, mongodb_client
 
         store = config.store
-        return MongoStore(mongodb_client(store.mongodb_uri, store.timeout), store.database,
-                          store.timeout, store.read_batching)
+        return MongoStore(mongodb_client(store.mongodb_uri, store.timeout, store.driver),
+                          store.database, store.timeout, store.read_batching)
     from server.stores.memory import MemoryStore
 
     return MemoryStore(max_sessions=config.store.max_sessions)

@@ -33,8 +33,10 @@ async def _serve(config, sockets, max_connections: int, metrics_sockets=()) -> i
     http.add_sockets(sockets)
     port = sockets[0].getsockname()[1]
     apps = ", ".join(f"{name} ({app.platform})" for name, app in config.apps.items())
-    log.info("minisession listening on http://%s:%d (store: %s, apps: %s, pid %d)",
-             config.server.host, port, config.store.backend, apps, os.getpid())
+    loop = asyncio.get_running_loop()
+    log.info("minisession listening on http://%s:%d (store: %s, apps: %s, event loop: %s, "
+             "pid %d)", config.server.host, port, config.store.backend, apps,
+             type(loop).__module__.partition(".")[0], os.getpid())
     metrics_http = _serve_metrics(metrics_sockets)
 
     stopping, hurry = asyncio.Event(), asyncio.Event()
@@ -43,7 +45,6 @@ async def _serve(config, sockets, max_connections: int, metrics_sockets=()) -> i
         # A second SIGTERM/SIGINT cuts the grace period short.
         (hurry if stopping.is_set() else stopping).set()
 
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
     # A pre-forked worker starts with these blocked (server/workers.py): deliver them now.
@@ -145,15 +146,18 @@ def _serve_command(args) -> int:
     from server.metrics_multiprocess import metrics_dir, worker_exited
 
     # Before anything imports prometheus-client: it reads PROMETHEUS_MULTIPROC_DIR once.
+    from server.event_loop import run
+
     with metrics_dir(config.server.workers):
+        def serve_one() -> int:
+            return run(_serve(config, sockets, max_connections, metrics_sockets),
+                       config.server.event_loop)
+
         if config.server.workers == 1:
-            return asyncio.run(_serve(config, sockets, max_connections, metrics_sockets))
+            return serve_one()
         from server.workers import run_workers
 
-        return run_workers(config.server.workers,
-                           lambda: asyncio.run(_serve(config, sockets, max_connections,
-                                                      metrics_sockets)),
-                           on_exit=worker_exited)
+        return run_workers(config.server.workers, serve_one, on_exit=worker_exited)
 
 
 def _check_command(args) -> int:

@@ -28,6 +28,7 @@ Secret values never appear in an error message, a notice or a ``repr``.
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import ipaddress
 import math
 import os
@@ -97,6 +98,8 @@ class ServerConfig:
     workers: int = 1
     #: Addresses (IPs or CIDR networks) of reverse proxies whose X-Forwarded-For is believed.
     trusted_proxies: tuple[str, ...] = ()
+    #: "asyncio" (the standard library's loop) or "uvloop" (minisession[uvloop]).
+    event_loop: str = "asyncio"
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,8 @@ class StoreConfig:
     #: "auto": session reads made at the same moment go to MongoDB as one query, except on
     #: FerretDB 1.x, where such a query scans the whole collection; "on" or "off" forces it.
     read_batching: str = "auto"
+    #: backend = "mongodb" only: "motor" (AsyncIOMotorClient) or "pymongo" (AsyncMongoClient).
+    driver: str = "motor"
     encryption_keys: tuple[str, ...] = field(default=(), repr=False)
     #: backend = "memory" only: most sessions held; past it, logins evict the closest to expiry.
     max_sessions: int = 10000
@@ -398,6 +403,14 @@ def _choice(*choices: str, ignore_case: bool = False) -> Checker:
     return check
 
 
+def _event_loop(key: str, value: object) -> str:
+    loop = _choice("asyncio", "uvloop")(key, value)
+    if loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        raise ConfigError(key, "uvloop is not installed: pip install 'minisession[uvloop]' "
+                               "(or set it to \"asyncio\")")
+    return loop
+
+
 def _cookie_name(key: str, value: object) -> str:
     if not isinstance(value, str):
         raise ConfigError(key, f"expected a string, {_got(value)}")
@@ -518,6 +531,7 @@ _SCHEMA: dict[str, tuple[type, dict[str, Checker]]] = {
         "shutdown_grace": _timeout,
         "workers": _positive_int,
         "trusted_proxies": _networks,
+        "event_loop": _event_loop,
     }),
     "session": (SessionConfig, {
         "secrets": _secret_list,
@@ -541,6 +555,7 @@ _SCHEMA: dict[str, tuple[type, dict[str, Checker]]] = {
         "purge_interval": _whole_seconds(1),
         "require_at_start": _boolean,
         "read_batching": _choice("auto", "on", "off"),
+        "driver": _choice("motor", "pymongo"),
         "encryption_keys": _encryption_keys,
         "max_sessions": _positive_int,
     }),

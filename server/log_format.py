@@ -44,6 +44,10 @@ class JsonFormatter(logging.Formatter):
 
 def setup_logging(level: str, log_format: str = "text") -> None:
     """Log to stderr at ``level`` in ``log_format`` ("text" or "json")."""
+    # Neither format names the caller, thread or process of a line: not looking them up
+    # saves about 2.5 % of the instructions of a GET /session (bench: instructions).
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json"
                          else logging.Formatter(TEXT_FORMAT))

@@ -90,11 +90,21 @@ for _limit in ("per_address", "overall"):
     LOGIN_RATE_LIMITED.labels(_limit)
 
 
+#: The series of each (route, method, status) answered so far: ``labels()`` checks and locks
+#: on every call, a dict lookup does not. Bounded as the label values are (module doc).
+_REQUEST_SERIES: dict[tuple[str, str, int], tuple] = {}
+
+
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:
     """Count one answered request; ``route`` is the access log's (a template, never a path)."""
     method = method if method in _METHODS else "other"
-    HTTP_REQUESTS.labels(route, method, str(status)).inc()
-    HTTP_REQUEST_DURATION.labels(route, method).observe(seconds)
+    series = _REQUEST_SERIES.get((route, method, status))
+    if series is None:
+        series = (HTTP_REQUESTS.labels(route, method, str(status)),
+                  HTTP_REQUEST_DURATION.labels(route, method))
+        _REQUEST_SERIES[(route, method, status)] = series
+    series[0].inc()
+    series[1].observe(seconds)
 
 
 def observe_upstream(route: str, status: int | None, seconds: float) -> None:

@@ -33,6 +33,10 @@ ENCRYPTION_KEY = "bTZ1Qz9kV3hMcTJ2Tjh5UjRzVzdlSzBwWjNnSDZqRmE="
 BACKENDS = ["memory", "mongodb"]
 #: Run a test once on each store backend.
 on_both_stores = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+#: The store contract and the MongoDB-specific tests run the MongoDB store with each driver:
+#: "mongodb" through motor (the default), "mongodb-pymongo" through AsyncMongoClient.
+STORE_VARIANTS = ["memory", "mongodb", "mongodb-pymongo"]
+on_every_store = pytest.mark.parametrize("backend", STORE_VARIANTS, indirect=True)
 WECHAT_APPID = "wx-test-appid"
 WECHAT_SECRET = "test-secret-0123456789abcdef"
 
@@ -63,7 +67,8 @@ def mongodb_uri():
             server.stop()
 
 
-def open_store(backend: str, io_loop, request, read_batching: str = "on") -> object:
+def open_store(backend: str, io_loop, request, read_batching: str = "on",
+               driver: str = "motor") -> object:
     """A fresh, opened store of that backend; a MongoDB one in its own database, dropped after.
 
     MongoDB stores batch their reads by default here, which "auto" picks on MongoDB but not on
@@ -74,7 +79,7 @@ def open_store(backend: str, io_loop, request, read_batching: str = "on") -> obj
         return MemoryStore()
     uri = request.getfixturevalue("mongodb_uri")
     database = f"minisession_test_{uuid.uuid4().hex[:12]}"
-    store = MongoStore(mongodb_client(uri, 5.0), database, timeout=5.0,
+    store = MongoStore(mongodb_client(uri, 5.0, driver), database, timeout=5.0,
                        read_batching=read_batching)
     io_loop.run_sync(store.open)
 
@@ -128,13 +133,23 @@ def wechat_config(api_base, timeout=5.0, **sections):
 
 @pytest.fixture
 def backend(request):
-    """Which store the test uses: memory unless marked ``@on_both_stores``."""
-    return getattr(request, "param", "memory")
+    """Which store the test uses: memory unless marked ``@on_both_stores``
+    (``"mongodb"`` for both drivers of ``@on_every_store``)."""
+    return getattr(request, "param", "memory").partition("-")[0]
 
 
 @pytest.fixture
-def store(backend, io_loop, request):
-    return open_store(backend, io_loop, request)
+def driver(request):
+    """The MongoDB driver of the test's store: "pymongo" for the ``mongodb-pymongo`` variant
+    of ``@on_every_store`` (or a module's own ``driver`` fixture), otherwise "motor"."""
+    callspec = getattr(request.node, "callspec", None)
+    variant = callspec.params.get("backend", "") if callspec else ""
+    return "pymongo" if variant == "mongodb-pymongo" else "motor"
+
+
+@pytest.fixture
+def store(backend, driver, io_loop, request):
+    return open_store(backend, io_loop, request, driver=driver)
 
 
 @pytest.fixture

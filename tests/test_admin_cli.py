@@ -91,10 +91,13 @@ class Deployment:
 
 
 @pytest.fixture
-def deployment(mongodb_uri, tmp_path):
+def deployment(mongodb_uri, tmp_path, request):
+    """Server and CLI through store.driver = the test's parameter (default "motor")."""
     database = f"minisession_cli_{uuid.uuid4().hex[:12]}"
+    driver = getattr(request, "param", "motor")
     # login_reuse_window = 0: two logins are two sessions.
-    config = server_config(mongodb_uri, database, session={"login_reuse_window": 0})
+    config = server_config(mongodb_uri, database, session={"login_reuse_window": 0},
+                           store={"driver": driver})
     server = ServerProcess(config, tmp_path).start().wait_ready()
     try:
         yield Deployment(server, mongodb_uri, database)
@@ -128,6 +131,7 @@ def test_list_shows_a_users_sessions_in_aligned_columns_and_as_json(deployment):
     assert nobody.returncode == 0 and nobody.stdout.strip() == "no live session"
 
 
+@pytest.mark.parametrize("deployment", ["motor", "pymongo"], indirect=True)
 def test_revoke_ends_the_sessions_on_the_running_server_and_only_those(deployment):
     alice = [deployment.login("alice"), deployment.login("alice")]
     bob = deployment.login("bob")
@@ -182,6 +186,7 @@ def test_users_show_tells_binding_unionid_key_held_and_live_sessions(deployment)
             stranger["live_sessions"]) == (False, False, 0)
 
 
+@pytest.mark.parametrize("deployment", ["motor", "pymongo"], indirect=True)
 def test_purge_removes_the_expired_sessions_and_keeps_the_live_ones(deployment):
     for _ in range(3):
         deployment.add_session("ghost", expires_in=-60)

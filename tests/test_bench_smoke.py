@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = "roundtrips,baseline,memory,mongodb,batched,instructions,login,workers,size,rss"
+SCENARIOS = "roundtrips,baseline,memory,mongodb,pymongo,batched,instructions,login,workers,size,rss"
 
 
 def test_the_benchmark_command_measures_every_scenario_without_errors(tmp_path):
@@ -31,7 +31,9 @@ def test_the_benchmark_command_measures_every_scenario_without_errors(tmp_path):
     assert result["failures"] == []
 
     rows = {row["key"]: row for row in result["rows"]}
-    expected = {"baseline", "memory", "mongodb", "batched", "login", "size-50", "size-200"}
+    expected = {"baseline", "memory", "mongodb", "pymongo", "batched", "login"}
+    # Each size: a sample of the preloaded sessions, and sessions logged in before and after.
+    expected |= {f"size-{n}{which}" for n in (50, 200) for which in ("", "-before", "-after")}
     if "workers_skipped" in result["facts"]:
         # A minisession without [server] workers: the harness says so instead of measuring.
         assert "workers" in result["facts"]["workers_skipped"]

@@ -38,9 +38,10 @@ async def _fail_inside_the_lock(locks, sessions, ferretdb) -> float:
     return time.monotonic() - started
 
 
-def test_a_database_dying_under_a_lock_costs_one_timeout_not_two(ferretdb):
+@pytest.mark.parametrize("driver", ["motor", "pymongo"])
+def test_a_database_dying_under_a_lock_costs_one_timeout_not_two(ferretdb, driver):
     async def scenario():
-        client = mongodb_client(ferretdb.uri, TIMEOUT)
+        client = mongodb_client(ferretdb.uri, TIMEOUT, driver)
         database = client["lock_test"]
         locks = DocumentLocks(database["locks"], TIMEOUT)
         try:
@@ -58,6 +59,8 @@ def test_a_database_dying_under_a_lock_costs_one_timeout_not_two(ferretdb):
             assert held == 1  # ours, the stale one gone
             assert await database["locks"].count_documents({}) == 0
         finally:
-            client.close()
+            closed = client.close()
+            if driver == "pymongo":
+                await closed  # AsyncMongoClient's close is a coroutine
 
     asyncio.run(scenario())

@@ -356,3 +356,18 @@ def test_two_workers_report_one_consistent_view(mongodb_uri, database, tmp_path)
         server.stop()
     assert server.process.returncode == 0
     assert not directory.exists()  # removed when the server exits
+
+
+def test_request_series_stay_bounded_whatever_methods_clients_send():
+    # observe_request keeps each (route, method, status) series it has seen: a client's own
+    # method names must all land in the one "other" series, not grow that memory.
+    from server import metrics
+
+    before = len(metrics._REQUEST_SERIES)
+    for n in range(200):
+        metrics.observe_request(f"X-METHOD-{n}", "/session", 405, 0.001)
+    assert len(metrics._REQUEST_SERIES) <= before + 1
+    sample = metrics.REGISTRY.get_sample_value(
+        "minisession_http_requests_total",
+        {"route": "/session", "method": "other", "status": "405"})
+    assert sample is not None and sample >= 200

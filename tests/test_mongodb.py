@@ -3,9 +3,9 @@ session reads batched into one query where the server finds them by index."""
 
 import asyncio
 import logging
-import os
 import uuid
 
+import pymongo
 import pytest
 from pymongo import monitoring
 
@@ -15,13 +15,26 @@ from server.stores.mongodb import MongoStore, mongodb_client
 from tests.conftest import make_config, open_store
 from devtools.ferretdb import FerretDB, ensure_binary
 
-ON_FERRETDB = not os.environ.get("MONGODB_URI")
 NOW = 1_800_000_000.0
+
+
+@pytest.fixture(scope="module")
+def on_ferretdb(mongodb_uri) -> bool:
+    """Whether the server under test is FerretDB, asked as the store asks it (``buildInfo``),
+    whatever started it (conftest's FerretDB or ``MONGODB_URI``)."""
+    with pymongo.MongoClient(mongodb_uri, serverSelectionTimeoutMS=10_000) as client:
+        return "ferretdbVersion" in client.admin.command("buildInfo")
 
 
 @pytest.fixture
 def backend():
     return "mongodb"
+
+
+@pytest.fixture(params=["motor", "pymongo"])
+def driver(request):
+    """Every test here runs through each driver (store.driver)."""
+    return request.param
 
 
 @pytest.fixture
@@ -31,15 +44,16 @@ def config():
 
 @pytest.mark.gen_test(timeout=20)
 async def test_expired_sessions_are_removed_by_ttl_or_by_the_purge(server, store, clock,
-                                                                   caplog, io_loop):
+                                                                   caplog, io_loop,
+                                                                   on_ferretdb):
     # FerretDB 1.x has no TTL indexes and no atomic updates; real MongoDB has both.
-    assert store.needs_purge is ON_FERRETDB
-    assert store.atomic_updates is not ON_FERRETDB
+    assert store.needs_purge is on_ferretdb
+    assert store.atomic_updates is not on_ferretdb
     session, _ = await server.service.login(None, "dev:alice")
     clock.advance(7201)
     caplog.set_level(logging.INFO, logger="minisession")
     await server._maintain()
-    if ON_FERRETDB:
+    if on_ferretdb:
         assert await store.get(session.record.id) is None
         assert "purged 1 expired sessions" in caplog.text
     else:
@@ -47,11 +61,12 @@ async def test_expired_sessions_are_removed_by_ttl_or_by_the_purge(server, store
         assert (await store.get(session.record.id)) is not None
 
 
-def test_the_ttl_fallback_is_announced(config, mongodb_uri, clock, io_loop, caplog):
+def test_the_ttl_fallback_is_announced(config, mongodb_uri, clock, io_loop, caplog,
+                                       on_ferretdb, driver):
     from server.app import Minisession
 
     # A store not opened yet: the store announces the fallback when it creates its indexes.
-    store = MongoStore(mongodb_client(mongodb_uri, 5.0),
+    store = MongoStore(mongodb_client(mongodb_uri, 5.0, driver),
                        f"minisession_test_{uuid.uuid4().hex[:12]}", timeout=5.0)
     caplog.set_level(logging.WARNING, logger="minisession")
     instance = Minisession(config, clock=clock, store=store)
@@ -61,7 +76,7 @@ def test_the_ttl_fallback_is_announced(config, mongodb_uri, clock, io_loop, capl
     finally:
         io_loop.run_sync(instance.stop)
     announced = "does not implement TTL indexes" in caplog.text
-    assert announced is ON_FERRETDB
+    assert announced is on_ferretdb
 
 
 # ------------------------------------------------------------------ batched session reads
@@ -93,14 +108,15 @@ def stored_record(i: int) -> SessionRecord:
 
 
 @pytest.fixture
-def batching_store(request, io_loop, mode):
+def batching_store(request, io_loop, mode, driver):
     """A MongoStore in a database of its own, with ``store.read_batching = mode``."""
-    return open_store("mongodb", io_loop, request, read_batching=mode)
+    return open_store("mongodb", io_loop, request, read_batching=mode, driver=driver)
 
 
 @pytest.mark.parametrize("mode", ["on", "off", "auto"])
 @pytest.mark.gen_test(timeout=30)
-async def test_concurrent_reads_are_one_query_where_batching_applies(batching_store, mode):
+async def test_concurrent_reads_are_one_query_where_batching_applies(batching_store, mode,
+                                                                      on_ferretdb):
     store = batching_store
     for i in range(40):
         await store.login(UserLogin("default", f"user-{i}", None, "sealed-key", "sealed-id"),
@@ -112,7 +128,7 @@ async def test_concurrent_reads_are_one_query_where_batching_applies(batching_st
     assert records == [stored_record(i) for i in range(40)] + [None, None, stored_record(7)]
     finds = FINDS.finds[store._database_name] - before
     # "auto" batches except on FerretDB 1.x, which scans the collection for an $in of ids.
-    batched = mode == "on" or (mode == "auto" and not ON_FERRETDB)
+    batched = mode == "on" or (mode == "auto" and not on_ferretdb)
     assert finds == (1 if batched else len(keys))
 
 
@@ -134,11 +150,12 @@ async def test_a_batched_read_after_a_delete_never_sees_the_session(batching_sto
     assert results == [None if i % 2 else stored_record(i) for i in range(20)]
 
 
-def test_a_batched_read_fails_with_store_unavailable_when_the_store_dies(tmp_path, io_loop):
+def test_a_batched_read_fails_with_store_unavailable_when_the_store_dies(tmp_path, io_loop,
+                                                                        driver):
     # A server of its own, killed under the store: every read of the batch answers 503.
     ferretdb = FerretDB(ensure_binary(), tmp_path / "ferretdb")
     ferretdb.start()
-    store = MongoStore(mongodb_client(ferretdb.uri, 1.0), "batched_reads", 1.0, "on")
+    store = MongoStore(mongodb_client(ferretdb.uri, 1.0, driver), "batched_reads", 1.0, "on")
     try:
         io_loop.run_sync(store.open)
         io_loop.run_sync(lambda: store.login(UserLogin("default", "user-1", None, "k", "i"),

@@ -67,11 +67,12 @@ def ferretdb(tmp_path):
     server.stop()
 
 
+@pytest.mark.parametrize("driver", ["motor", "pymongo"])
 def test_mongodb_killed_under_traffic_then_back_without_restarting_minisession(
-        ferretdb, tmp_path):
+        ferretdb, tmp_path, driver):
     ferretdb.start()
     config = server_config(ferretdb.uri, store={"timeout": STORE_TIMEOUT,
-                                                "require_at_start": True})
+                                                "require_at_start": True, "driver": driver})
     with ServerProcess(config, tmp_path).start() as server:
         server.wait_ready()
         pid = server.pid
@@ -187,9 +188,10 @@ async def _outage_under_traffic(url, ferretdb):
     return answers, timeline, data_before
 
 
-def test_started_while_mongodb_is_down_then_ready_once_it_appears(tmp_path):
+@pytest.mark.parametrize("driver", ["motor", "pymongo"])
+def test_started_while_mongodb_is_down_then_ready_once_it_appears(tmp_path, driver):
     ferretdb = FerretDB(ensure_binary(), tmp_path / "ferretdb", port=free_port())
-    config = server_config(ferretdb.uri, store={"timeout": 1.0})
+    config = server_config(ferretdb.uri, store={"timeout": 1.0, "driver": driver})
     try:
         with ServerProcess(config, tmp_path).start() as server:
             assert httpx.get(server.url + "/healthz", timeout=5).status_code == 200

@@ -1,4 +1,5 @@
-"""The store contract, run against both backends: MemoryStore and MongoStore on a real server."""
+"""The store contract, run against both backends: MemoryStore and MongoStore on a real server,
+the latter through each driver (motor, PyMongo's AsyncMongoClient)."""
 
 import asyncio
 import uuid
@@ -16,10 +17,10 @@ from server.stores.base import (
     data_size,
 )
 from server.stores.mongodb import MongoStore, mongodb_client
-from tests.conftest import on_both_stores
+from tests.conftest import on_every_store
 
 NOW = 1_800_000_000.0
-pytestmark = on_both_stores
+pytestmark = on_every_store
 
 
 def record(openid="alice", now=NOW, lifetime=7200.0, data=None, app="default",
@@ -83,12 +84,13 @@ async def test_login_does_not_reuse_an_ended_or_expired_session(store):
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_concurrent_logins_converge_on_one_session(store, backend, io_loop, request):
+async def test_concurrent_logins_converge_on_one_session(store, backend, driver, io_loop,
+                                                         request):
     # For MongoDB, half the logins go through a second client: two processes' worth of races.
     stores = [store]
     if backend == "mongodb":
         uri = request.getfixturevalue("mongodb_uri")
-        twin = MongoStore(mongodb_client(uri, 5.0), store._database_name, 5.0)
+        twin = MongoStore(mongodb_client(uri, 5.0, driver), store._database_name, 5.0)
         await twin.open()
         stores.append(twin)
     candidates = [record("carol") for _ in range(20)]

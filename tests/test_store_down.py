@@ -21,10 +21,11 @@ def config():
                               "mongodb_uri": f"mongodb://127.0.0.1:{_closed_port()}/"})
 
 
-@pytest.fixture
-def store(config):
+@pytest.fixture(params=["motor", "pymongo"])
+def store(config, request):
     # Never opened successfully: the server must start anyway and report not ready.
-    return MongoStore(mongodb_client(config.store.mongodb_uri, config.store.timeout), "minisession_down", config.store.timeout)
+    return MongoStore(mongodb_client(config.store.mongodb_uri, config.store.timeout,
+                                     request.param), "minisession_down", config.store.timeout)
 
 
 @pytest.mark.gen_test(timeout=20)

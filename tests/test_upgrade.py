@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import pytest
 from pymongo import MongoClient
 
 from server.app import Minisession
@@ -59,14 +60,17 @@ def migrate(config_path: Path, *extra: str) -> subprocess.CompletedProcess:
                           text=True, timeout=60, check=False)
 
 
-def test_data_of_the_version_before_apps_keeps_working_after_migrate(mongodb_uri, tmp_path):
+@pytest.mark.parametrize("driver", ["motor", "pymongo"])
+def test_data_of_the_version_before_apps_keeps_working_after_migrate(mongodb_uri, tmp_path,
+                                                                     driver):
     database = f"minisession_upgrade_{uuid.uuid4().hex[:10]}"
     key = new_encryption_key()
     legacy = write_legacy_database(mongodb_uri, database, key)
     api_key = "admin-api-key-0123456789abcdefghijklmnop"
     config = server_config(store_uri=mongodb_uri, database=database, encryption_key=key,
                            admin={"enabled": True, "api_keys": [api_key]},
-                           session={"secrets": [SECRET], "login_reuse_window": 300})
+                           session={"secrets": [SECRET], "login_reuse_window": 300},
+                           store={"driver": driver})
     config_path = tmp_path / "upgrade.toml"
     config_path.write_text(to_toml(config))
     session = {"X-Session": legacy["token"]}

@@ -1,8 +1,10 @@
-"""MongoDB session store, through motor.
+"""MongoDB session store, through motor or PyMongo's own ``AsyncMongoClient``.
 
-This module is the only place in minisession that uses the MongoDB driver. Motor is deprecated
-upstream in favour of PyMongo's own ``AsyncMongoClient`` (end of life 2026-05-14, critical fixes
-until 2027-05-14); switching means changing the import and the client constructor below.
+This module is the only place in minisession that uses the MongoDB driver. ``store.driver``
+picks it (:func:`mongodb_client`): ``"motor"`` (the default; deprecated upstream in favour of
+``AsyncMongoClient``, critical fixes until 2027-05-14), which runs every operation in a thread
+pool, or ``"pymongo"``, whose asyncio client does its I/O on the event loop itself. Both give
+the same collection API (the same methods, cursors, errors), so the store is written once.
 
 Collections:
 
@@ -53,12 +55,12 @@ The driver client is built by :func:`mongodb_client` and passed in; the store cl
 import asyncio
 import contextlib
 import functools
+import inspect
 import logging
 import random
 import re
 from datetime import UTC, datetime
 
-from motor.motor_asyncio import AsyncIOMotorClient
 from pymongo import ReturnDocument
 from pymongo.errors import (
     ConnectionFailure,
@@ -135,22 +137,36 @@ def _guard(method):
     return wrapper
 
 
-def mongodb_client(uri: str, timeout: float) -> AsyncIOMotorClient:
+#: The values of ``store.driver``.
+DRIVERS = ("motor", "pymongo")
+
+
+def mongodb_client(uri: str, timeout: float, driver: str = "motor"):
     """The driver client a :class:`MongoStore` is given: the one place it is configured.
 
+    ``driver``: ``"motor"`` (``AsyncIOMotorClient``) or ``"pymongo"`` (``AsyncMongoClient``).
     Every wait on MongoDB is bounded by the one configured timeout (CSOT), so a request never
     hangs on a dead server: it answers 503 store_unavailable instead. No I/O happens here.
     """
     timeout_ms = max(1, int(timeout * 1000))
-    return AsyncIOMotorClient(uri, tz_aware=True, appname="minisession",
-                              serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
-                              timeoutMS=timeout_ms)
+    options = {"tz_aware": True, "appname": "minisession", "serverSelectionTimeoutMS": timeout_ms,
+               "connectTimeoutMS": timeout_ms, "timeoutMS": timeout_ms}
+    if driver == "pymongo":
+        from pymongo import AsyncMongoClient
+
+        return AsyncMongoClient(uri, **options)
+    if driver == "motor":
+        # Imported only when chosen: motor starts its thread pool on first use.
+        from motor.motor_asyncio import AsyncIOMotorClient
+
+        return AsyncIOMotorClient(uri, **options)
+    raise ValueError(f"unknown MongoDB driver {driver!r}: one of {', '.join(DRIVERS)}")
 
 
 class MongoStore(Store):
     """Sessions and users in MongoDB (or a compatible server such as FerretDB)."""
 
-    def __init__(self, client: AsyncIOMotorClient, database: str, timeout: float,
+    def __init__(self, client, database: str, timeout: float,
                  read_batching: str = "auto"):
         """``client``: from :func:`mongodb_client`; ``timeout``: the same as its own."""
         self._client = client
@@ -223,7 +239,9 @@ class MongoStore(Store):
         self.indexes_ready = False
 
     async def close(self) -> None:
-        self._client.close()
+        closed = self._client.close()
+        if inspect.isawaitable(closed):  # AsyncMongoClient's close is a coroutine, motor's not
+            await closed
         self.indexes_ready = False
 
     @_guard
@@ -256,8 +274,14 @@ class MongoStore(Store):
 
     @staticmethod
     def _document(record: SessionRecord, user: dict | None = None) -> dict:
-        """A new session of ``user`` (its document as read), at its revocation generation."""
-        return {
+        """A new session of ``user`` (its document as read), at its revocation generation.
+
+        Fields without a value (no unionid, no binding...) are left out rather than stored as
+        null: reads take a missing field as null, and FerretDB 1.x reads the whole document of
+        every row it scans to find a session by ``_id``, so each stored byte costs on every
+        request (bench/ferretdb_cost.py).
+        """
+        document = {
             "_id": record.id, "app": record.app, "openid": record.openid,
             "unionid": record.unionid,
             "created_at": _dt(record.created_at), "touched_at": _dt(record.touched_at),
@@ -266,6 +290,7 @@ class MongoStore(Store):
             "user_agent": record.user_agent, "handle": record.handle,
             "generation": (user or {}).get("generation", 0),
         }
+        return {name: value for name, value in document.items() if value is not None}
 
     async def _record_login(self, login: UserLogin, now: float) -> dict:
         fields = {"app": login.app, "openid": login.openid,
