@@ -15,11 +15,6 @@ from server.config import GatewayRouteConfig
 from server.errors import UpstreamTimeout, UpstreamUnavailable
 from server.gateway.pool import PoolTransport
 
-#: Connections open to one upstream origin at most (more requests wait for one).
-MAX_CONNECTIONS_PER_ORIGIN = 100
-#: Seconds an idle connection is kept for the next request.
-IDLE_TIMEOUT = 30.0
-
 
 class _NoCookies(CookieJar):
     """The client's cookie jar, which keeps nothing: cookies are the client's business (or the
@@ -31,8 +26,7 @@ class _NoCookies(CookieJar):
 
 
 class Upstreams:
-    def __init__(self, max_per_origin: int = MAX_CONNECTIONS_PER_ORIGIN,
-                 idle_timeout: float = IDLE_TIMEOUT):
+    def __init__(self, max_per_origin: int, idle_timeout: float):
         self.transport = PoolTransport(max_per_origin, idle_timeout)
         # Redirects are the client's business, passed through untouched.
         self._client = httpx.AsyncClient(follow_redirects=False, trust_env=False,
