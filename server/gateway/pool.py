@@ -48,8 +48,9 @@ class _Connection:
 
     async def send(self, event, timeout: float | None) -> None:
         self.writer.write(self.h11.send(event))
-        async with asyncio.timeout(timeout):
-            await self.writer.drain()  # backpressure: the upstream reads as fast as it can
+        if self.writer.transport.get_write_buffer_size():  # the socket did not take it all
+            async with asyncio.timeout(timeout):
+                await self.writer.drain()  # backpressure: as fast as the upstream reads
 
     async def next_event(self, timeout: float | None):
         while (event := self.h11.next_event()) is h11.NEED_DATA:
@@ -90,14 +91,15 @@ class _Origin:
 
     async def acquire(self, timeout: float | None) -> tuple[_Connection, bool]:
         """A connection (idle or new) and whether it was reused."""
-        while self.idle:
-            connection = self.idle.pop()
-            if connection.usable():
-                return connection, True
-            self._closed(connection)
-        if self.open >= self.max_open:
+        while True:
+            while self.idle:
+                connection = self.idle.pop()
+                if connection.usable():
+                    return connection, True
+                self._closed(connection)  # the upstream closed it while idle
+            if self.open < self.max_open:
+                break
             await self._wait_for_room(timeout)
-            return await self.acquire(timeout)
         self.open += 1
         try:
             return await self._connect(timeout), False
