@@ -29,7 +29,9 @@ class RawBackend:
     - "close-after-answer": closes each connection right after its first answer, without
       saying so (no ``Connection: close``): its keep-alive timer fired at once;
     - "close-on-next": answers a connection's first request, closes it when a second arrives
-      (the keep-alive timer firing just as the proxy reuses the connection).
+      (the keep-alive timer firing just as the proxy reuses the connection);
+    - "close-framed": answers without ``Content-Length``, its end marked by closing, as
+      HTTP/1.0-style backends (CGI, old PHP setups) do.
 
     ``/partial`` answers 10 of 100 announced bytes, then stalls; ``/slow`` answers after 0.3 s.
     """
@@ -93,6 +95,9 @@ class RawBackend:
                 if path.endswith("/slow"):
                     time.sleep(0.3)
                 answer = f"conn-{number}".encode() + b" " + body
+                if self.mode == "close-framed":
+                    sock.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + answer)
+                    return
                 sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "
                              + str(len(answer)).encode() + b"\r\n\r\n" + answer)
                 answered += 1
@@ -229,3 +234,12 @@ def test_pool_settings_defaults_and_bad_values():
         with pytest.raises(ConfigError) as info:
             make_config(gateway={key: value})
         assert f"gateway.{key}" in str(info.value)
+
+
+def test_an_answer_framed_by_closing_arrives_whole(backend, proxy_to):
+    upstream = backend("close-framed")
+    proxy = proxy_to(upstream.url)
+    with httpx.Client(base_url=proxy.url, timeout=10) as client:
+        answers = [client.post("/api/x", content=f"body{n}") for n in range(5)]
+    assert [(answer.status_code, answer.text.split()[1]) for answer in answers] == [
+        (200, f"body{n}") for n in range(5)]
