@@ -9,7 +9,8 @@ own process), one ``minisession serve`` (memory store) with one
 ``[[gateway.routes]]`` ``/api/`` to it, and Debian's nginx in front of the same two. wrk
 (bench/wrk.py, bench/lua/session.lua) sends each request with one of ``--sessions`` session
 cookies; the three targets are measured in interleaved rounds and the table gives the median
-of the rounds for p50, p99 and requests per second. Not a timed test: figures depend on the
+of the rounds for p50, p99, requests per second and the CPU time minisession's process used
+per answer (utime+stime from /proc, steadier than req/s on a shared machine). Not a timed test: figures depend on the
 machine and what else runs on it.
 """
 
@@ -72,10 +73,16 @@ def measure(args, workdir: Path) -> dict[str, list]:
         results = {name: [] for name in targets}
         for _ in range(args.rounds):
             for name, url in targets.items():
-                results[name].append(run_wrk(
+                cpu_before = server.cpu_seconds()
+                result = run_wrk(
                     url + PATH, "session.lua", duration=args.seconds,
                     connections=args.connections, threads=2, max_requests=10_000_000,
-                    env={"BENCH_COOKIES": str(cookies)}, workdir=workdir))
+                    env={"BENCH_COOKIES": str(cookies)}, workdir=workdir)
+                # minisession's CPU per answer (0 for the direct runs): the figure that the
+                # other processes on a shared machine do not move, as they move req/s.
+                result.cpu_ms = (server.cpu_seconds() - cpu_before) * 1000 / max(
+                    1, result.requests)
+                results[name].append(result)
         return results
     finally:
         if nginx is not None:
@@ -87,12 +94,14 @@ def measure(args, workdir: Path) -> dict[str, list]:
 
 
 def table(results: dict[str, list]) -> str:
-    rows = [f"{'target':<28}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>10}{'errors':>8}"]
+    rows = [f"{'target':<28}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>10}{'errors':>8}"
+            f"{'minisession CPU ms/req':>24}"]
     for name, runs in results.items():
         rows.append(f"{name:<28}{statistics.median(r.p50_ms for r in runs):>9.2f}"
                     f"{statistics.median(r.p99_ms for r in runs):>9.2f}"
                     f"{statistics.median(r.rate for r in runs):>10.0f}"
-                    f"{sum(r.error_count for r in runs):>8}")
+                    f"{sum(r.error_count for r in runs):>8}"
+                    f"{statistics.median(r.cpu_ms for r in runs):>24.3f}")
     return "\n".join(rows)
 
 

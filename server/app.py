@@ -189,7 +189,8 @@ class Minisession:
         openapi_json()  # converted at start-up: a broken document stops the start, not a request
         # The gateway's routes come after ours: minisession's own paths always win.
         gateway, gateway_templates = gateway_routes(config.gateway.routes)
-        self.upstreams = Upstreams() if gateway else None
+        self.upstreams = Upstreams(config.gateway.max_upstream_connections,
+                                   config.gateway.upstream_idle_timeout) if gateway else None
         self.jars = CookieJars(self.store, self.clock)
         self.application = tornado.web.Application(
             [*extra_routes, *ROUTES, *gateway], default_handler_class=NotFoundHandler,

@@ -243,6 +243,11 @@ class GatewayRouteConfig:
 @dataclass(frozen=True)
 class GatewayConfig:
     routes: tuple[GatewayRouteConfig, ...] = ()
+    #: Connections open to one upstream origin at most; more requests wait for one.
+    max_upstream_connections: int = 100
+    #: Seconds an idle upstream connection is kept for the next request: below the 5 s of
+    #: Node's and Apache's keep-alive, so that the upstream rarely closes one first.
+    upstream_idle_timeout: float = 4.0
 
 
 @dataclass(frozen=True)
@@ -904,14 +909,25 @@ _GATEWAY_ROUTE_KEYS: dict[str, Checker] = {
 }
 
 
+#: [gateway]'s keys for its pool of upstream connections.
+_GATEWAY_POOL_KEYS: dict[str, Checker] = {
+    "max_upstream_connections": _positive_int,
+    "upstream_idle_timeout": _timeout,
+}
+
+
 def _read_gateway(table: object, max_body_size: int, apps: Mapping[str, AppConfig]
                   ) -> GatewayConfig:
     """``[gateway]`` with its ``[[gateway.routes]]``."""
     if not isinstance(table, dict):
         raise ConfigError("gateway", f"expected a table ([gateway]), {_got(table)}")
+    pool = {}
     for key in table:
-        if key != "routes":
-            raise ConfigError(f"gateway.{key}", "unknown key; known: routes")
+        if key not in _GATEWAY_POOL_KEYS and key != "routes":
+            raise ConfigError(f"gateway.{key}", f"unknown key; known: routes, "
+                                                f"{', '.join(_GATEWAY_POOL_KEYS)}")
+        if key in _GATEWAY_POOL_KEYS:
+            pool[key] = _GATEWAY_POOL_KEYS[key](f"gateway.{key}", table[key])
     entries = table.get("routes", [])
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise ConfigError("gateway.routes", "expected [[gateway.routes]] tables")
@@ -936,7 +952,7 @@ def _read_gateway(table: object, max_body_size: int, apps: Mapping[str, AppConfi
             raise ConfigError(f"{where}.app", f"names no app; apps: {', '.join(apps)}")
         values.setdefault("max_body", max_body_size)
         routes.append(GatewayRouteConfig(**values))
-    return GatewayConfig(routes=tuple(routes))
+    return GatewayConfig(routes=tuple(routes), **pool)
 
 
 # ------------------------------------------------------------------------------ public API

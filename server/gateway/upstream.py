@@ -7,24 +7,30 @@ or a timeout before the answer's headers becomes :class:`UpstreamUnavailable` or
 """
 
 from collections.abc import AsyncIterator
+from http.cookiejar import CookieJar
 
 import httpx
 
 from server.config import GatewayRouteConfig
 from server.errors import UpstreamTimeout, UpstreamUnavailable
+from server.gateway.pool import PoolTransport
 
-#: Connections kept open to upstreams, in all and idle (the pool is shared by every route).
-MAX_CONNECTIONS = 200
-MAX_IDLE_CONNECTIONS = 50
+
+class _NoCookies(CookieJar):
+    """The client's cookie jar, which keeps nothing: cookies are the client's business (or the
+    session's jar), and storing every user's cookies in one shared jar would cost time and
+    memory at each answer."""
+
+    def extract_cookies(self, response, request) -> None:
+        pass
 
 
 class Upstreams:
-    def __init__(self):
-        self._client = httpx.AsyncClient(
-            # Redirects and cookies are the client's business, passed through untouched.
-            follow_redirects=False, trust_env=False,
-            limits=httpx.Limits(max_connections=MAX_CONNECTIONS,
-                                max_keepalive_connections=MAX_IDLE_CONNECTIONS))
+    def __init__(self, max_per_origin: int, idle_timeout: float):
+        self.transport = PoolTransport(max_per_origin, idle_timeout)
+        # Redirects are the client's business, passed through untouched.
+        self._client = httpx.AsyncClient(follow_redirects=False, trust_env=False,
+                                         cookies=_NoCookies(), transport=self.transport)
 
     async def open(self, route: GatewayRouteConfig, method: str, url: str,
                    headers: list[tuple[str, str]], body: AsyncIterator[bytes] | bytes | None
