@@ -19,6 +19,8 @@ from server.config import ConfigError
 from tests.conftest import make_config
 
 ROUTE_TIMEOUT = 1.0
+#: An answer no request asked for.
+UNASKED = b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nunasked"
 
 
 class RawBackend:
@@ -32,6 +34,11 @@ class RawBackend:
       (the keep-alive timer firing just as the proxy reuses the connection);
     - "close-framed": answers without ``Content-Length``, its end marked by closing, as
       HTTP/1.0-style backends (CGI, old PHP setups) do.
+
+    - "extra-bytes": sends, right behind each answer, the bytes of a second answer nobody
+      asked for (a broken backend, or one that desynchronised);
+    - "408-when-idle": keeps connections alive, but a connection left idle 0.2 s gets a
+      ``408 Request Timeout`` answer nobody asked for, then is closed (as Node and Apache do).
 
     ``/partial`` answers 10 of 100 announced bytes, then stalls; ``/slow`` answers after 0.3 s.
     """
@@ -99,8 +106,19 @@ class RawBackend:
                     sock.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + answer)
                     return
                 sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "
-                             + str(len(answer)).encode() + b"\r\n\r\n" + answer)
+                             + str(len(answer)).encode() + b"\r\n\r\n" + answer
+                             + (UNASKED if self.mode == "extra-bytes" else b""))
                 answered += 1
+                if self.mode == "408-when-idle":
+                    sock.settimeout(0.2)
+                    try:
+                        buffered += sock.recv(65536)  # the next request, if it comes in time
+                    except TimeoutError:
+                        sock.sendall(b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 6\r\n"
+                                     b"Connection: close\r\n\r\nunsent")
+                        return
+                    finally:
+                        sock.settimeout(None)
                 if self.mode == "close-after-answer":
                     return
         except OSError:
@@ -243,3 +261,19 @@ def test_an_answer_framed_by_closing_arrives_whole(backend, proxy_to):
         answers = [client.post("/api/x", content=f"body{n}") for n in range(5)]
     assert [(answer.status_code, answer.text.split()[1]) for answer in answers] == [
         (200, f"body{n}") for n in range(5)]
+
+
+@pytest.mark.parametrize("mode", ["extra-bytes", "408-when-idle"])
+def test_bytes_nobody_asked_for_are_never_the_next_requests_answer(backend, proxy_to, mode):
+    """A connection holding bytes beyond its answer is closed, not reused: reused, they would be
+    read as the answer to the next request, which may be another user's."""
+    upstream = backend(mode)
+    proxy = proxy_to(upstream.url)
+    with httpx.Client(base_url=proxy.url, timeout=10) as client:
+        answers = []
+        for n in range(6):
+            answers.append(client.post(f"/api/n{n}", content=f"body{n}"))
+            time.sleep(0.4 if mode == "408-when-idle" else 0)  # the backend's 408 arrives
+    assert [(answer.status_code, answer.text.split()[-1]) for answer in answers] == [
+        (200, f"body{n}") for n in range(6)]
+    assert len(upstream.requests) == 6

@@ -45,8 +45,12 @@ class _Connection:
         self.received = 0  # bytes of the current answer read so far
 
     def usable(self) -> bool:
-        """Still open both ways (the upstream may have closed it while idle)."""
-        return not (self.reader.at_eof() or self.writer.is_closing())
+        """Still open both ways (the upstream may have closed it while idle), and nothing
+        received since its last answer: bytes that came unasked (a 408 before closing, a
+        desynchronised backend) would be read as the next request's answer, maybe another
+        user's. asyncio has no public way to peek at a StreamReader's buffer."""
+        return not (self.reader.at_eof() or self.writer.is_closing()
+                    or self.reader._buffer)  # noqa: SLF001 (see above)
 
     async def send(self, event, timeout: float | None) -> None:
         self.writer.write(self.h11.send(event))
@@ -74,8 +78,10 @@ class _Connection:
             pass
 
     def reusable(self) -> bool:
-        """Both sides done with a request and answer that allow another one."""
-        return self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE
+        """Both sides done with a request and answer that allow another one, and no byte
+        received beyond that answer (it would be taken for the next answer)."""
+        return (self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE
+                and not self.h11.trailing_data[0])
 
     def close(self) -> None:
         self.writer.close()
