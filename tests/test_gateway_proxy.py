@@ -513,12 +513,15 @@ def test_a_websocket_message_over_the_routes_limit_closes_the_socket(proxy):
 
 
 def test_a_cross_origin_websocket_is_refused_and_leaves_no_upstream_socket(proxy):
+    """A page of another site opening a socket with the browser's cookies (cross-site WebSocket
+    hijacking) is refused; a mini-program host sending the session in X-Session and an Origin
+    of its own is not (a page cannot set X-Session on a handshake)."""
     token = login(proxy)
     closes = len(get(proxy, "/open/closes").json())
 
     async def scenario():
         with pytest.raises(tornado.httpclient.HTTPClientError) as refused:
-            await ws_connect(proxy, "/api/chat/ws", {"X-Session": token,
+            await ws_connect(proxy, "/api/chat/ws", {"Cookie": f"sessionid={token}",
                                                      "Origin": "https://evil.example"})
         assert refused.value.code == 403
 
@@ -526,6 +529,17 @@ def test_a_cross_origin_websocket_is_refused_and_leaves_no_upstream_socket(proxy
     # The upstream socket opened for it is closed again.
     wait_for(lambda: len(get(proxy, "/open/closes").json()) == closes + 1, 5,
              what="upstream socket closed")
+
+    async def from_a_mini_program_host():
+        socket = await ws_connect(proxy, "/api/chat/ws", {
+            "X-Session": token, "Origin": "https://servicewechat.com"})
+        handshake = json.loads(await socket.read_message())
+        await socket.write_message("hello")
+        echoed = await socket.read_message()
+        socket.close()
+        return header_values(handshake, "X-Auth-Request-User"), echoed
+
+    assert asyncio.run(from_a_mini_program_host()) == (["alice"], "hello")
 
 
 def test_websocket_without_a_session_on_a_required_route_is_401(proxy):
