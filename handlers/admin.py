@@ -222,3 +222,16 @@ class AccessTokenHandler(AdminHandler):
         token = await self.ctx.service.access_tokens.current(app, recheck_store=True)
         now = self.ctx.service.clock.now()
         self.write_json({"access_token": token.value, "expires_in": token.expires_in(now)})
+
+
+class RefusedAccessTokenHandler(AdminHandler):
+    """``POST /admin/apps/{app}/access_token/refused`` ``{"access_token": ...}``: the backend
+    reports the token the platform refused (40001, 42001) -> the token to use now: a new one
+    if the reported one was still current (compare-and-expire), else the current one."""
+
+    async def post(self, app: str) -> None:
+        app = self.ctx.service.check_app(app)
+        self.log_app = app
+        token = await self.ctx.service.access_tokens.refused(app, self.body_field("access_token"))
+        now = self.ctx.service.clock.now()
+        self.write_json({"access_token": token.value, "expires_in": token.expires_in(now)})

@@ -16,7 +16,8 @@ When the platform refuses the token a call carried (:class:`AccessTokenRejected`
 is still the stored one (compared by fingerprint: sealed values differ each time), forces a
 new one (``stable_token`` with ``force_refresh``) and runs the call once more. A second refusal
 is the platform's error. Reports about a token already replaced cost nothing but a store read,
-so one stale report cannot start a storm of forced refreshes.
+so one stale report cannot start a storm of forced refreshes. The app's backend, which makes
+its own calls with the token, reports a refusal through :meth:`AccessTokens.refused` alike.
 
 Nothing here knows Tornado or HTTP; the token never reaches a log line or an error message.
 """
@@ -24,6 +25,7 @@ Nothing here knows Tornado or HTTP; the token never reaches a log line or an err
 import asyncio
 import contextlib
 import hashlib
+import hmac
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -31,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from server import metrics
-from server.errors import AccessTokenUnsupported, StoreUnavailable, UnknownApp
+from server.errors import AccessTokenUnsupported, InvalidInput, StoreUnavailable, UnknownApp
 from server.platforms import LoginProvider, ProviderError
 from server.platforms.base import AccessTokenRejected
 from server.sealing import Sealer
@@ -46,6 +48,8 @@ DEFAULT_LEASE_TIME = 15.0
 DEFAULT_REFRESH_MARGIN = 120.0
 #: Seconds between two looks at the store while another process holds the lease.
 _POLL_INTERVAL = 0.05
+#: The longest token a backend may report refused (WeChat's are under 512 characters).
+MAX_REPORTED_TOKEN_LENGTH = 2048
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,17 @@ class AccessTokens:
                 "platform_error",
                 f"the platform refused app {app}'s access_token twice (errcode "
                 f"{rejected.errcode}); retry later") from None
+
+    async def refused(self, app: str, reported) -> AccessToken:
+        """The app's backend says the platform refused ``reported``: a new token if that is
+        still the current one (one forced refresh, however many report it at once), else the
+        current one, without a call to the platform."""
+        reported = _reported_token(reported)
+        token = await self.current(app, recheck_store=True)
+        if not hmac.compare_digest(fingerprint(reported), fingerprint(token.value)):
+            return token  # replaced already, or never this app's: the current one serves
+        log.warning("the backend reports app %s's access_token refused: renewing it", app)
+        return await self._replace(app, token)
 
     # -- internals ------------------------------------------------------------------------
 
@@ -224,3 +239,15 @@ class AccessTokens:
                 return token  # another call of this process renewed it meanwhile
             self._cached.pop(app, None)
             return await self._obtain(app, provider, stale=refused)
+
+
+def _reported_token(value) -> str:
+    if value is None or value == "":
+        raise InvalidInput("missing_access_token",
+                           "send the access_token the platform refused as 'access_token'")
+    if (not isinstance(value, str) or len(value) > MAX_REPORTED_TOKEN_LENGTH
+            or not value.isprintable()):
+        raise InvalidInput("invalid_access_token", f"access_token must be a printable string "
+                                                   f"of at most {MAX_REPORTED_TOKEN_LENGTH} "
+                                                   f"characters")
+    return value

@@ -12,6 +12,7 @@ from handlers.admin import (
     AccessTokenHandler,
     BindingHandler,
     IntrospectHandler,
+    RefusedAccessTokenHandler,
     SessionByHandleHandler,
     SessionsHandler,
     UnionidBindingHandler,
@@ -77,6 +78,7 @@ ROUTES = [
     (r"/admin/apps/([^/]+)/users/([^/]+)", UserHandler),
     (r"/admin/apps/([^/]+)/users/([^/]+)/session_key/reset", SessionKeyResetHandler),
     (r"/admin/apps/([^/]+)/access_token", AccessTokenHandler),
+    (r"/admin/apps/([^/]+)/access_token/refused", RefusedAccessTokenHandler),
     (r"/admin/unionids/([^/]+)/binding", UnionidBindingHandler),
     # The paths of the single-app versions: the default app.
     (r"/admin/bindings/([^/]+)", BindingHandler),

@@ -9,8 +9,9 @@ import inspect
 import time
 
 from server import metrics
-from server.errors import StoreUnavailable
+from server.errors import DomainError, StoreUnavailable
 from server.platforms import LoginProvider, ProviderError
+from server.platforms.base import AccessTokenRejected
 from server.stores.base import DataTooLarge, SessionStore
 
 #: Exceptions that are answers, not failures of the store.
@@ -55,7 +56,10 @@ def _timed_store_call(operation: str, method):
 
 class InstrumentedProvider:
     """The login provider, each code exchange timed and counted by outcome (``ok`` or the
-    generic :class:`ProviderError` code: never the platform's words or anything of the user)."""
+    generic :class:`ProviderError` code: never the platform's words or anything of the user),
+    and so each call it makes with the app's access_token (its ``access_token_calls``: method
+    -> endpoint), whose outcome may also be ``access_token_rejected`` or the code of the
+    answer it became (``session_key_stale``)."""
 
     def __init__(self, provider: LoginProvider):
         self.wrapped = provider
@@ -65,7 +69,13 @@ class InstrumentedProvider:
         self._duration = metrics.PLATFORM_CALL_DURATION.labels(platform, endpoint)
 
     def __getattr__(self, name: str):
-        return getattr(self.wrapped, name)
+        attribute = getattr(self.wrapped, name)
+        endpoint = getattr(self.wrapped, "access_token_calls", {}).get(name)
+        if endpoint is None:
+            return attribute
+        timed = _timed_platform_call(self.wrapped.credentials.platform, endpoint, attribute)
+        self.__dict__[name] = timed  # wrapped once per method, not once per call
+        return timed
 
     async def exchange(self, code, anonymous_code=None):
         start, outcome = time.perf_counter(), "internal_error"
@@ -79,3 +89,25 @@ class InstrumentedProvider:
         finally:
             self._duration.observe(time.perf_counter() - start)
             metrics.PLATFORM_CALLS.labels(*self._labels, outcome).inc()
+
+
+def _timed_platform_call(platform: str, endpoint: str, method):
+    duration = metrics.PLATFORM_CALL_DURATION.labels(platform, endpoint)
+
+    async def call(*args, **kwargs):
+        start, outcome = time.perf_counter(), "internal_error"
+        try:
+            result = await method(*args, **kwargs)
+            outcome = "ok"
+            return result
+        except AccessTokenRejected:
+            outcome = "access_token_rejected"  # the call is run again with a new token
+            raise
+        except DomainError as error:  # ProviderError, SessionKeyStale: a generic code
+            outcome = error.code
+            raise
+        finally:
+            duration.observe(time.perf_counter() - start)
+            metrics.PLATFORM_CALLS.labels(platform, endpoint, outcome).inc()
+
+    return call

@@ -54,11 +54,12 @@ STORE_ERRORS = Counter(
     ["operation", "error"])
 PLATFORM_CALLS = Counter(
     "minisession_platform_calls",
-    "Login code exchanges with a platform, by platform, endpoint and outcome (ok or the "
+    "Calls to a platform's API (login code exchanges; WeChat's stable_token, checksession, "
+    "resetusersessionkey, getuserphonenumber), by platform, endpoint and outcome (ok or the "
     "error code)", ["platform", "endpoint", "outcome"])
 PLATFORM_CALL_DURATION = Histogram(
     "minisession_platform_call_duration_seconds",
-    "Time of each login code exchange with a platform", ["platform", "endpoint"],
+    "Time of each call to a platform's API, by platform and endpoint", ["platform", "endpoint"],
     buckets=(.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30))
 LOGIN_RATE_LIMITED = Counter(
     "minisession_login_rate_limited",

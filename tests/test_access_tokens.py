@@ -4,8 +4,9 @@ lease, the service in a server against the fake WeChat's stable_token, and real
 
 Figures the issue names are measured here: 2 processes x 50 concurrent needs of a cold token
 -> 1 stable_token call; a token refused (40001) while 20 calls (per instance) use it -> 1
-forced refresh; a lease holder killed mid-refresh -> another process takes over within the
-lease time.
+forced refresh, and the same across 2 processes x 20 ``/platform/check``; 20 concurrent
+backend reports of the current token (``POST .../access_token/refused``) -> 1 forced refresh;
+a lease holder killed mid-refresh -> another process takes over within the lease time.
 """
 
 import asyncio
@@ -398,6 +399,84 @@ async def test_a_wrong_secret_is_a_clear_error_and_stays_out_of_the_answer(clien
     assert fake.access_tokens.calls == {"normal": 2, "force": 0}
 
 
+# -- the backend reports a refused token: POST /admin/apps/{app}/access_token/refused ----------
+
+async def report_refused(client, token, app="shop"):
+    return await client.request("POST", f"/admin/apps/{app}/access_token/refused",
+                                headers=ADMIN, json_body={"access_token": token})
+
+
+@on_both_stores
+@pytest.mark.gen_test(timeout=30)
+async def test_a_refused_current_token_is_replaced_once_and_a_stale_report_costs_nothing(
+        client, fake, caplog):
+    first = (await get_token(client)).json["access_token"]
+    fake.access_tokens.invalidate_all()  # WeChat refuses it to the backend: 40001
+
+    answer = await report_refused(client, first)
+    assert answer.code == 200, answer.body
+    second = answer.json["access_token"]
+    assert second != first and fake.token_valid(second) and answer.json["expires_in"] == 7200
+    assert fake.access_tokens.calls == {"normal": 1, "force": 1}
+    assert (await get_token(client)).json["access_token"] == second
+
+    # The same report again (another backend, a late one): the current token, no call.
+    again = await report_refused(client, first)
+    assert (again.code, again.json["access_token"]) == (200, second)
+    assert fake.access_tokens.calls == {"normal": 1, "force": 1}
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert first not in logged and second not in logged
+
+
+@on_both_stores
+@pytest.mark.gen_test(timeout=30)
+async def test_twenty_concurrent_reports_of_the_current_token_force_one_refresh(client, fake):
+    first = (await get_token(client)).json["access_token"]
+    fake.access_tokens.invalidate_all()
+    answers = await asyncio.gather(*(report_refused(client, first) for _ in range(20)))
+    assert [answer.code for answer in answers] == [200] * 20
+    tokens = {answer.json["access_token"] for answer in answers}
+    assert len(tokens) == 1 and first not in tokens and fake.token_valid(*tokens)
+    # Measured: 20 reports of the current token at once -> 1 forced stable_token call.
+    assert fake.access_tokens.calls == {"normal": 1, "force": 1}
+
+
+@on_both_stores
+@pytest.mark.gen_test(timeout=30)
+async def test_a_wrong_or_garbage_reported_token_refreshes_nothing(client, fake, caplog):
+    token = (await get_token(client)).json["access_token"]
+    url = "/admin/apps/shop/access_token/refused"
+    # Any string that is not the current token: the current one, nothing else happens.
+    for wrong in ("x", "令牌-не-токен-🔑", token[:-1], token + " ", "A" * 2048):
+        answer = await report_refused(client, wrong)
+        assert answer.json == {"access_token": token, "expires_in": 7200}, wrong
+    form = await client.request("POST", url, headers={
+        **ADMIN, "Content-Type": "application/x-www-form-urlencoded"},
+        body="access_token=%E4%BB%A4%E7%89%8C")
+    assert form.json["access_token"] == token
+
+    bad = [("missing_access_token", {}), ("missing_access_token", {"access_token": ""}),
+           ("missing_access_token", {"access_token": None}),
+           ("invalid_access_token", {"access_token": "A" * 2049}),
+           ("invalid_access_token", {"access_token": 40001}),
+           ("invalid_access_token", {"access_token": [token]}),
+           ("invalid_access_token", {"access_token": "line\nbreak"})]
+    for code, body in bad:
+        answer = await client.request("POST", url, headers=ADMIN, json_body=body)
+        assert (answer.code, answer.json["error"]) == (400, code), body
+        assert answer.json["message"]
+    for raw in (b'{"access_token": "\\udc80"}', b"not json {", b"\xff\xfe",
+                b'{"access_token": "' + b"B" * 100_000 + b'"}'):
+        answer = await client.request("POST", url, headers=ADMIN, body=raw)
+        assert 400 <= answer.code < 500 and answer.json["error"], raw[:40]
+    assert (await report_refused(client, token, app="game")).code == 409  # Douyin: none
+    assert (await report_refused(client, token, app="nope")).code == 404
+
+    assert fake.access_tokens.calls == {"normal": 1, "force": 0}
+    assert fake.token_valid(token)
+    assert token not in "\n".join(record.getMessage() for record in caplog.records)
+
+
 @pytest.mark.gen_test(timeout=30)
 async def test_refreshes_are_counted_by_app_mode_and_outcome(client, fake, server, api_base):
     def value(mode, outcome):
@@ -500,6 +579,45 @@ def test_two_processes_with_fifty_cold_needs_each_fetch_one_token(two_servers, f
     assert token_calls(fake_process) == {"normal": 1, "force": 0}
     assert token_valid(fake_process, token)
     assert_not_logged(token, *two_servers, fake_process)
+
+
+def test_two_processes_with_twenty_checks_each_on_a_refused_token_force_one_refresh(
+        two_servers, fake_process):
+    a, b = two_servers
+    openid = f"check-{uuid.uuid4().hex[:10]}"
+    code = httpx.post(fake_process.url + "/fake/login", json={"openid": openid},
+                      timeout=5).json()["code"]
+    login = httpx.post(a.url + "/login", json={"code": code}, timeout=10)
+    assert login.status_code == 200, login.text
+    session = {"X-Session": login.json()["session_id"]}
+    for server in two_servers:  # both processes hold the token in their cache
+        warm = httpx.get(server.url + "/platform/check", headers=session, timeout=10)
+        assert warm.json() == {"valid": True}, warm.text
+    assert token_calls(fake_process) == {"normal": 1, "force": 0}
+    before = httpx.get(fake_process.url + "/fake/stats", timeout=5).json()["user_calls"]
+
+    # WeChat stops accepting the token (as after a fetch elsewhere): every call gets 40001.
+    httpx.post(fake_process.url + "/fake/access_token/invalidate", timeout=5)
+
+    async def checks():
+        async with httpx.AsyncClient(timeout=30, headers=session,
+                                     limits=httpx.Limits(max_connections=100)) as http:
+            return await asyncio.gather(*(http.get(server.url + "/platform/check")
+                                          for server in two_servers for _ in range(20)))
+    answers = asyncio.run(checks())
+    assert [(answer.status_code, answer.json()) for answer in answers] == [
+        (200, {"valid": True})] * 40
+    # Measured: a 40001 on the current token, 2 processes x 20 calls -> 1 forced refresh.
+    assert token_calls(fake_process) == {"normal": 1, "force": 1}
+    after = httpx.get(fake_process.url + "/fake/stats", timeout=5).json()["user_calls"]
+    sent = after["checksession"] - before["checksession"]
+    assert 40 < sent <= 80  # each call once, those that carried the old token twice
+    token = httpx.get(b.url + "/admin/apps/default/access_token", headers=ADMIN,
+                      timeout=10).json()["access_token"]
+    assert token_valid(fake_process, token)
+    print(f"\nmeasured: 40001 on the current token; 2 processes x 20 /platform/check -> "
+          f"stable_token {token_calls(fake_process)}, {sent} checksession calls, 40 x 200")
+    assert_not_logged(token, a, b, fake_process)
 
 
 def test_a_holder_killed_mid_refresh_is_taken_over_within_the_lease_time(two_servers,

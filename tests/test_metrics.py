@@ -146,6 +146,57 @@ def test_figures_move_as_requests_are_made_and_labels_hold_no_user_value(single,
     assert all(s.labels.get("route", "/").startswith(("/", "(")) for s in after.samples)
 
 
+def test_the_calls_with_the_access_token_are_counted_by_endpoint_and_outcome(fake,
+                                                                            tmp_path):
+    """stable_token, getuserphonenumber, checksession and resetusersessionkey: counted and
+    timed like code2Session, and no token, openid, code or number in a label."""
+    config = server_config(wechat_base=fake.url,
+                           admin={"enabled": True, "api_keys": [API_KEY]})
+    openid = f"metrics-{uuid.uuid4().hex[:10]}"
+    with ServerProcess(config, tmp_path).start() as server:
+        server.wait_ready()
+        before = scrape(server.metrics_url)
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            session = {"X-Session": client.post("/login", json={"code": mint(fake, openid)})
+                       .json()["session_id"]}
+            code = httpx.post(fake.url + "/fake/phone", json={"openid": openid},
+                              timeout=5).json()["code"]
+            number = client.post("/platform/phone", headers=session, json={"code": code})
+            assert number.status_code == 200, number.text
+            used = client.post("/platform/phone", headers=session, json={"code": code})
+            assert used.json()["error"] == "code_invalid"
+            assert client.get("/platform/check", headers=session).json() == {"valid": True}
+            # WeChat drops the token: the next call is refused once, then runs again.
+            httpx.post(fake.url + "/fake/access_token/invalidate", timeout=5)
+            assert client.get("/platform/check", headers=session).json() == {"valid": True}
+            reset = client.post(f"/admin/apps/default/users/{openid}/session_key/reset",
+                                headers=ADMIN)
+            assert reset.status_code == 200, reset.text
+            token = client.get("/admin/apps/default/access_token",
+                               headers=ADMIN).json()["access_token"]
+        after = scrape(server.metrics_url)
+
+    def moved(endpoint, **labels):
+        return delta(before, after, "minisession_platform_calls_total", platform="wechat",
+                     endpoint=endpoint, **labels)
+
+    assert moved("stable_token", outcome="ok") == 2  # the first token, then the forced one
+    assert moved("getuserphonenumber", outcome="ok") == 1
+    assert moved("getuserphonenumber", outcome="code_invalid") == 1
+    assert moved("checksession", outcome="ok") == 2
+    assert moved("checksession", outcome="access_token_rejected") == 1
+    assert moved("resetusersessionkey", outcome="ok") == 1
+    durations = {endpoint: delta(before, after, "minisession_platform_call_duration_seconds_"
+                                 "count", platform="wechat", endpoint=endpoint)
+                 for endpoint in ("stable_token", "getuserphonenumber", "checksession",
+                                  "resetusersessionkey")}
+    assert durations == {"stable_token": 2, "getuserphonenumber": 2, "checksession": 3,
+                         "resetusersessionkey": 1}
+    user_values = [token, openid, code, number.json()["purePhoneNumber"],
+                   session["X-Session"].split(".")[0]]
+    assert not [v for v in after.label_values() for u in user_values if u in v]
+
+
 def test_an_unknown_method_or_path_is_not_a_new_label(single):
     before = scrape(single.metrics_url)
     # A raw request: a method token and a path the client made up.

@@ -14,9 +14,11 @@
 
 The user's session_keys are those code2Session handed out (``fake.session_keys``, newest
 last). The access_token is checked by ``fake.access_token_errcode(token)`` first (0: valid,
-else that errcode: 40001, 42001...). Every call is counted in ``fake.user_calls`` by API.
+else that errcode: 40001, 42001...). Every call is counted in ``fake.user_calls`` by API and
+waits ``fake.delay`` seconds first, as code2Session does (a slow platform).
 """
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -79,9 +81,12 @@ class FakePhoneCodes:
 class _UserCall(FakeHandler):
     api = "abstract"
 
-    def token_refused(self) -> bool:
-        """Count the call; answer the access_token's errcode and True if it is refused."""
+    async def token_refused(self) -> bool:
+        """Count the call and wait the fake's delay; answer the access_token's errcode and
+        True if it is refused."""
         self.fake.user_calls[self.api] += 1
+        if self.fake.delay:
+            await asyncio.sleep(self.fake.delay)
         token = self.get_query_argument("access_token", "")
         errcode = self.fake.access_token_errcode(token) if token else 41001
         if errcode:
@@ -110,8 +115,8 @@ class _UserCall(FakeHandler):
 class CheckSessionHandler(_UserCall):
     api = "checksession"
 
-    def get(self) -> None:
-        if self.token_refused() or self.signed_user() is None:
+    async def get(self) -> None:
+        if await self.token_refused() or self.signed_user() is None:
             return
         self.write({"errcode": 0, "errmsg": "ok"})
 
@@ -119,8 +124,8 @@ class CheckSessionHandler(_UserCall):
 class ResetUserSessionKeyHandler(_UserCall):
     api = "resetusersessionkey"
 
-    def get(self) -> None:
-        if self.token_refused() or (openid := self.signed_user()) is None:
+    async def get(self) -> None:
+        if await self.token_refused() or (openid := self.signed_user()) is None:
             return
         self.write({"errcode": 0, "errmsg": "ok", "openid": openid,
                     "session_key": self.fake.reset_session_key(openid)})
@@ -129,8 +134,8 @@ class ResetUserSessionKeyHandler(_UserCall):
 class GetUserPhoneNumberHandler(_UserCall):
     api = "getuserphonenumber"
 
-    def post(self) -> None:
-        if self.token_refused():
+    async def post(self) -> None:
+        if await self.token_refused():
             return
         try:
             body = json.loads(self.request.body)

@@ -12,6 +12,7 @@ instead. Request URLs and bodies carry the app secret and the code, answers carr
 session_key: none of them is ever put in a log line or an error message.
 """
 
+import copy
 import logging
 from dataclasses import dataclass, field
 
@@ -164,11 +165,14 @@ class LoginProvider:
 class HttpLoginProvider(LoginProvider):
     """A provider that calls its platform over HTTPS through one pooled client.
 
-    ``label`` names the platform in messages and logs ("WeChat"), ``endpoint`` names the API.
+    ``label`` names the platform in messages and logs ("WeChat"), ``endpoint`` names the API,
+    ``get_anew`` what the client must get again before it retries a call that timed out or
+    could not be sent (a one-time code: the platform may have consumed it); empty: nothing.
     """
 
     label = "the platform"
     endpoint = "login API"
+    get_anew = "get a new login code"
     code_name = "error"  # what the platform calls its error codes ("errcode", "err_no"...)
 
     def __init__(self, credentials: AppCredentials):
@@ -182,6 +186,13 @@ class HttpLoginProvider(LoginProvider):
 
     async def close(self) -> None:
         await self._client.aclose()
+
+    def calling(self, endpoint: str, get_anew: str = "") -> "HttpLoginProvider":
+        """This provider for another of the platform's APIs (WeChat's stable_token...): its
+        messages and log lines name that API and its own advice. Shares the connection pool."""
+        view = copy.copy(self)
+        view.endpoint, view.get_anew = endpoint, get_anew
+        return view
 
     @property
     def where(self) -> str:
@@ -197,14 +208,13 @@ class HttpLoginProvider(LoginProvider):
         except httpx.TimeoutException:
             log.warning("%s did not answer in time", self.where)
             raise ProviderError(
-                "platform_timeout",
-                f"{self.label} did not answer in time; get a new login code and retry",
+                "platform_timeout", f"{self.label} did not answer in time; {self._retry()}",
             ) from None
         except httpx.TransportError as exc:
             log.warning("cannot reach %s: %s", self.where, type(exc).__name__)
             raise ProviderError(
                 "platform_unavailable",
-                f"{self.label} could not be reached; get a new login code and retry shortly",
+                f"{self.label} could not be reached; {self._retry('shortly')}",
             ) from None
         except httpx.HTTPError as exc:
             # Anything else httpx raises (e.g. an undecodable Content-Encoding) is a broken answer.
@@ -212,6 +222,10 @@ class HttpLoginProvider(LoginProvider):
         if not response.is_success:
             raise self.unreadable(f"HTTP {response.status_code}")
         return response
+
+    def _retry(self, when: str = "") -> str:
+        retry = f"retry {when}".strip()
+        return f"{self.get_anew} and {retry}" if self.get_anew else retry
 
     async def _send_json(self, method: str, path: str, **kwargs) -> dict:
         """The platform's answer as a JSON object, or a ProviderError."""

@@ -55,6 +55,12 @@ class WeChatLoginProvider(HttpLoginProvider):
     code_name = "errcode"
     login_call = "wx.login()"
     supports_access_token = True
+    #: The APIs called with (or for) the app's access_token, by method: what log lines,
+    #: messages and metrics call them.
+    access_token_calls = {"fetch_access_token": "stable_token",
+                          "check_session_key": "checksession",
+                          "reset_session_key": "resetusersessionkey",
+                          "phone_number": "getuserphonenumber"}
 
     async def _exchange(self, code, anonymous_code=None) -> Identity:
         code = require_code(self.login_call, code)
@@ -77,8 +83,9 @@ class WeChatLoginProvider(HttpLoginProvider):
         """The app's access_token from ``POST /cgi-bin/stable_token``: in normal mode the
         current one (the same while valid, renewed 5 minutes before expiry); with ``force``, a
         new one that invalidates the old (WeChat allows 20 a day, 30 s apart)."""
+        api = self._calling("fetch_access_token")
         try:
-            data = await self._send_json("POST", "/cgi-bin/stable_token", json={
+            data = await api._send_json("POST", "/cgi-bin/stable_token", json={
                 "grant_type": "client_credential",
                 "appid": self.credentials.appid,
                 "secret": self.credentials.secret,
@@ -91,10 +98,10 @@ class WeChatLoginProvider(HttpLoginProvider):
         if errcode == 0:
             expires_in = data.get("expires_in")
             if not isinstance(expires_in, int) or isinstance(expires_in, bool) or expires_in < 1:
-                raise self.unreadable("an access_token without a usable expires_in")
-            return AccessTokenGrant(self.required_text(data.get("access_token")), expires_in)
+                raise api.unreadable("an access_token without a usable expires_in")
+            return AccessTokenGrant(api.required_text(data.get("access_token")), expires_in)
         generic, retry_after = _TOKEN_ERRORS.get(errcode, ("platform_error", None))
-        error = self.refused(generic, errcode, data.get("errmsg"), retry_after=retry_after)
+        error = api.refused(generic, errcode, data.get("errmsg"), retry_after=retry_after)
         error.app = self.credentials.name
         raise error
 
@@ -102,45 +109,50 @@ class WeChatLoginProvider(HttpLoginProvider):
 
     async def check_session_key(self, access_token: str, openid: str, session_key: str) -> bool:
         """``GET /wxa/checksession``: whether WeChat still holds ``session_key`` as the user's."""
-        data = await self._user_call("GET", "/wxa/checksession", access_token,
-                                     params=_signed(openid, session_key))
+        api = self._calling("check_session_key")
+        data = await api._user_call("GET", "/wxa/checksession", access_token,
+                                    params=_signed(openid, session_key))
         errcode = data.get("errcode", 0)
         if errcode in (0, _INVALID_SIGNATURE):
             return errcode == 0
-        raise self._user_call_refused(data)
+        raise api._user_call_refused(data)
 
     async def reset_session_key(self, access_token: str, openid: str, session_key: str) -> str:
         """``GET /wxa/resetusersessionkey``: the user's new session_key (the old one, signed
         with here, stops working)."""
-        data = await self._user_call("GET", "/wxa/resetusersessionkey", access_token,
-                                     params=_signed(openid, session_key))
+        api = self._calling("reset_session_key")
+        data = await api._user_call("GET", "/wxa/resetusersessionkey", access_token,
+                                    params=_signed(openid, session_key))
         errcode = data.get("errcode", 0)
         if errcode == 0:
-            return self.required_text(data.get("session_key"))
+            return api.required_text(data.get("session_key"))
         if errcode == _INVALID_SIGNATURE:
             raise SessionKeyStale("WeChat no longer holds this user's stored session_key (the "
                                   "user logged in elsewhere since?): it resets only the current "
                                   "one; the user must log in again")
-        raise self._user_call_refused(data)
+        raise api._user_call_refused(data)
 
     async def phone_number(self, access_token: str, code: str, openid: str) -> PhoneNumber:
         """``POST /wxa/business/getuserphonenumber``: the number behind a ``getPhoneNumber``
         code, which WeChat checks was given to ``openid``."""
-        data = await self._user_call("POST", "/wxa/business/getuserphonenumber", access_token,
-                                     json={"code": code, "openid": openid})
+        api = self._calling("phone_number", _NEW_PHONE_CODE)
+        data = await api._user_call("POST", "/wxa/business/getuserphonenumber", access_token,
+                                    json={"code": code, "openid": openid})
         errcode = data.get("errcode", 0)
         if errcode == 0:
             info = data.get("phone_info")
             if not isinstance(info, dict):
-                raise self.unreadable("a phone number answer without phone_info")
-            return PhoneNumber(self.required_text(info.get("phoneNumber")),
-                               self.required_text(info.get("purePhoneNumber")),
-                               self.required_text(info.get("countryCode")))
+                raise api.unreadable("a phone number answer without phone_info")
+            return PhoneNumber(api.required_text(info.get("phoneNumber")),
+                               api.required_text(info.get("purePhoneNumber")),
+                               api.required_text(info.get("countryCode")))
         if errcode == _INVALID_CODE:
-            raise self.refused("code_invalid", errcode, data.get("errmsg"),
-                               "get a new code from the getPhoneNumber button (a code works "
-                               "once, for 5 minutes)")
-        raise self._user_call_refused(data)
+            raise api.refused("code_invalid", errcode, data.get("errmsg"),
+                               f"{_NEW_PHONE_CODE} (a code works once, for 5 minutes)")
+        raise api._user_call_refused(data)
+
+    def _calling(self, method: str, get_anew: str = "") -> "WeChatLoginProvider":
+        return self.calling(self.access_token_calls[method], get_anew)
 
     async def _user_call(self, method: str, path: str, access_token: str, params=None,
                          **kwargs) -> dict:
@@ -166,6 +178,8 @@ class WeChatLoginProvider(HttpLoginProvider):
 _TOKEN_REJECTED = (40001, 40014, 42001)
 _INVALID_SIGNATURE = 87009
 _INVALID_CODE = 40029
+#: A getPhoneNumber code works once: after a timeout WeChat may have spent it.
+_NEW_PHONE_CODE = "get a new code from the getPhoneNumber button"
 _USER_CALL_ERRORS = {
     -1: ("platform_busy", 1),
     45011: ("platform_rate_limited", 60),  # resetusersessionkey: too frequent
