@@ -4,7 +4,7 @@ minisession's ``/auth`` (deploy/nginx-forward-auth.conf), side by side in one ru
 
     python -m bench.gateway [--seconds 5] [--rounds 3] [--connections 16] [--sessions 200]
 
-Everything runs on loopback: the backend (tests/gateway_upstream.py, a small Tornado app in its
+Everything runs on loopback: the backend (devtools/echo_backend.py, a small Tornado app in its
 own process), one ``minisession serve`` (memory store) with one
 ``[[gateway.routes]]`` ``/api/`` to it, and Debian's nginx in front of the same two. wrk
 (bench/wrk.py, bench/lua/session.lua) sends each request with one of ``--sessions`` session
@@ -35,7 +35,7 @@ PATH = "/api/status/200"
 
 def start_backend(workdir: Path) -> tuple[subprocess.Popen, str]:
     with open(workdir / "backend.log", "wb") as errors:
-        process = subprocess.Popen([sys.executable, "-m", "tests.gateway_upstream"], cwd=ROOT,
+        process = subprocess.Popen([sys.executable, "-m", "devtools.echo_backend"], cwd=ROOT,
                                    stdout=subprocess.PIPE, stderr=errors,
                                    stdin=subprocess.DEVNULL)
     line = process.stdout.readline().decode()

@@ -1,7 +1,7 @@
 """The built-in reverse proxy (issue 14, part 2): ``[[gateway.routes]]`` in front of a backend.
 
 Real parts only: a real ``minisession serve`` process with gateway routes, in front of a real
-backend process (tests/gateway_upstream.py) that echoes what it receives, streams, stalls,
+backend process (devtools/echo_backend.py) that echoes what it receives, streams, stalls,
 fails and speaks WebSocket; clients over real HTTP (httpx, Tornado's WebSocket client).
 """
 
@@ -45,7 +45,7 @@ def upstream(tmp_path_factory):
     """The backend process; its base URL."""
     log = tmp_path_factory.mktemp("upstream") / "upstream.log"
     with open(log, "wb") as errors:
-        process = subprocess.Popen([sys.executable, "-m", "tests.gateway_upstream"], cwd=ROOT,
+        process = subprocess.Popen([sys.executable, "-m", "devtools.echo_backend"], cwd=ROOT,
                                    stdout=subprocess.PIPE, stderr=errors,
                                    stdin=subprocess.DEVNULL)
     line = process.stdout.readline().decode()

@@ -1,4 +1,5 @@
-"""A backend for the gateway tests, run as its own process: ``python -m tests.gateway_upstream``.
+"""A backend that echoes what it receives, for the gateway tests and bench/gateway.py, run as its
+own process: ``python -m devtools.echo_backend``.
 
 It prints ``listening on http://127.0.0.1:<port>`` and serves:
 
