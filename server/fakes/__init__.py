@@ -45,16 +45,21 @@ class _FakesHandler(tornado.web.RequestHandler):
     def initialize(self, fakes: dict[str, FakePlatform]) -> None:
         self.fakes = fakes
 
+    def json_body(self) -> dict:
+        """The request's JSON object, or {} for anything else (the caller names what is
+        missing)."""
+        try:
+            body = json.loads(self.request.body)
+        except ValueError:
+            return {}
+        return body if isinstance(body, dict) else {}
+
 
 class LoginHandler(_FakesHandler):
     """``POST /fake/login`` ``{"openid": ..., "platform": ...}`` -> ``{"code": ...}``."""
 
     def post(self) -> None:
-        try:
-            body = json.loads(self.request.body)
-        except ValueError:
-            body = None
-        body = body if isinstance(body, dict) else {}
+        body = self.json_body()
         openid = body.get("openid")
         fake = self.fakes.get(body.get("platform") or next(iter(self.fakes)))
         if fake is None or not isinstance(openid, str) or not re.fullmatch(OPENID, openid):
@@ -80,11 +85,7 @@ class AccessTokenHandler(_FakesHandler):
     """``POST /fake/access_token/(check|invalidate|delay)``: WeChat's tokens, for tests."""
 
     def post(self, action: str) -> None:
-        try:
-            body = json.loads(self.request.body or b"{}")
-        except ValueError:
-            body = None
-        body = body if isinstance(body, dict) else {}
+        body = self.json_body()
         fake = self.fakes.get("wechat")
         if fake is None:
             self.set_status(404)
@@ -108,11 +109,7 @@ class PhoneCodeHandler(_FakesHandler):
     what WeChat's getPhoneNumber button gives the client."""
 
     def post(self) -> None:
-        try:
-            body = json.loads(self.request.body)
-        except ValueError:
-            body = None
-        body = body if isinstance(body, dict) else {}
+        body = self.json_body()
         openid, number = body.get("openid"), body.get("phoneNumber")
         country = body.get("countryCode", "86")
         fake = self.fakes.get("wechat")
