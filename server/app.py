@@ -40,6 +40,7 @@ from server.gateway.upstream import Upstreams
 from server.http import log_redaction, tornado_compat
 from server.http.client_address import parse_networks
 from server.ids import SessionIdSigner
+from server.log_format import log_with_fields
 from server.instrument import InstrumentedProvider, InstrumentedStore
 from server.platform_calls import PlatformCalls
 from server.platforms import AppCredentials, LoginProvider
@@ -140,8 +141,8 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
               "duration_ms": duration_ms}
     if app:
         fields["app"] = app
-    access_log.log(level, "%d %s %s %.1fms%s", status, request.method, route, duration_ms,
-                   f" app={app}" if app else "", extra=fields)
+    log_with_fields(access_log, level, fields, "%d %s %s %.1fms%s", status, request.method,
+                    route, duration_ms, f" app={app}" if app else "")
     metrics.observe_request(request.method, route, status, request.request_time())
 
 

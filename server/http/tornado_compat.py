@@ -72,6 +72,12 @@ def body_future(request):
     return request._body_future
 
 
+def answer_headers(handler):
+    """The answer's ``HTTPHeaders``, as ``set_header`` keeps them. For headers whose values are
+    constants known to be valid: ``set_header`` checks and converts each value on each call."""
+    return handler._headers
+
+
 def answer_finished(handler) -> bool:
     """Whether ``finish()`` has been called on the handler's answer."""
     return handler._finished
