@@ -137,13 +137,13 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
     app = getattr(handler, "log_app", None)
     # The same facts as fields, for [log] format = "json" (server/log_format.py keeps only the
     # fields it lists).
-    fields = {"method": request.method, "path": route, "status": status,
-              "duration_ms": duration_ms}
+    method = metrics.known_method(request.method)  # not a token the client made up
+    fields = {"method": method, "path": route, "status": status, "duration_ms": duration_ms}
     if app:
         fields["app"] = app
-    log_with_fields(access_log, level, fields, "%d %s %s %.1fms%s", status, request.method,
+    log_with_fields(access_log, level, fields, "%d %s %s %.1fms%s", status, method,
                     route, duration_ms, f" app={app}" if app else "")
-    metrics.observe_request(request.method, route, status, request.request_time())
+    metrics.observe_request(method, route, status, request.request_time())
 
 
 def route_templates(routes) -> dict:

@@ -21,7 +21,9 @@ from prometheus_client import (
 )
 
 #: Request methods kept as a label; any other token a client sends is counted as "other".
-_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+#: Methods named as they are in metrics and the access log; any other is "other" (a method is
+#: any token the client chooses, and a session id is one).
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # Seconds: a request is mostly a store call or two; a login adds the platform's round trip.
 _FAST_BUCKETS = (.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10)
 
@@ -96,9 +98,14 @@ for _limit in ("per_address", "overall"):
 _REQUEST_SERIES: dict[tuple[str, str, int], tuple] = {}
 
 
+def known_method(method: str) -> str:
+    """``method`` if it is one of :data:`KNOWN_METHODS`, else ``"other"``."""
+    return method if method in KNOWN_METHODS else "other"
+
+
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:
     """Count one answered request; ``route`` is the access log's (a template, never a path)."""
-    method = method if method in _METHODS else "other"
+    method = known_method(method)
     series = _REQUEST_SERIES.get((route, method, status))
     if series is None:
         series = (HTTP_REQUESTS.labels(route, method, str(status)),

@@ -66,3 +66,20 @@ async def test_the_access_log_holds_no_path_a_client_or_an_admin_path_chose(clie
     assert any(line.startswith("200 GET /admin/apps/{}/bindings/{} ") for line in access), access
     assert MARKER not in logged(caplog)
     assert token not in logged(caplog)
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_a_method_the_client_made_up_is_not_logged_as_sent(client, http_client, base_url,
+                                                                 caplog):
+    """A method is any token, and a session id is one: a client (or a script gone wrong) that
+    sends its id as the method must not find it in the access log."""
+    caplog.set_level(logging.DEBUG)
+    token = (await client.login("dev:alice")).json["session_id"]
+    for method, path in ((token, "/session"), (MARKER, "/auth"), ("PROPFIND", "/healthz")):
+        answer = await http_client.fetch(base_url + path, method=method, raise_error=False,
+                                         allow_nonstandard_methods=True)
+        assert answer.code in (401, 405), (method, answer.code)
+    access = [r.getMessage() for r in caplog.records if r.name == "minisession.access"]
+    assert len(access) == 4, access  # the login, then the three above
+    assert all(" other " in line for line in access[1:]), access
+    assert token not in logged(caplog) and MARKER not in logged(caplog)
