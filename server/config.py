@@ -950,6 +950,15 @@ def _read_gateway(table: object, max_body_size: int, apps: Mapping[str, AppConfi
         seen.add(values["prefix"])
         if "app" in values and values["app"] not in apps:
             raise ConfigError(f"{where}.app", f"names no app; apps: {', '.join(apps)}")
+        if values.get("auth") == "none":
+            # No session is looked up, so there is no jar to keep cookies in: they pass
+            # through (cookie_jar = false) rather than being silently dropped both ways.
+            if values.get("cookie_jar") is True:
+                raise ConfigError(f"{where}.cookie_jar",
+                                  'keeps the backend\'s cookies in the user\'s session, and '
+                                  'auth = "none" looks up no session: leave it out (cookies '
+                                  'then pass through) or set auth = "optional"')
+            values["cookie_jar"] = False
         values.setdefault("max_body", max_body_size)
         routes.append(GatewayRouteConfig(**values))
     return GatewayConfig(routes=tuple(routes), **pool)

@@ -100,3 +100,17 @@ def test_missing_keys_and_bad_shapes():
         make_config(gateway={"routes": {"prefix": "/api/"}})
     with pytest.raises(ConfigError, match=r"gateway\.route\b"):
         make_config(gateway={"route": []})
+
+
+def test_a_route_without_auth_passes_cookies_through_and_refuses_a_jar():
+    """auth = "none" looks up no session, so a jar could keep nothing: the backend's cookies
+    pass through instead of being dropped both ways, and asking for a jar is refused."""
+    route = {"prefix": "/pub/", "upstream": "http://127.0.0.1:9000", "auth": "none"}
+    (configured,) = make_config(gateway={"routes": [route]}).gateway.routes
+    assert configured.cookie_jar is False
+    with pytest.raises(ConfigError) as info:
+        make_config(gateway={"routes": [{**route, "cookie_jar": True}]})
+    assert "gateway.routes[1].cookie_jar" in str(info.value)
+    assert 'auth = "none"' in str(info.value)
+    optional = make_config(gateway={"routes": [{**route, "auth": "optional"}]})
+    assert optional.gateway.routes[0].cookie_jar is True

@@ -299,6 +299,13 @@ def test_set_cookie_passes_through_or_not_by_route(proxy):
     answer = get(proxy, "/open/cookies")
     assert answer.headers.get_list("Set-Cookie") == [
         "a=1; Path=/", "b=2; Expires=Wed, 21 Oct 2037 07:28:00 GMT; Path=/"]
+    # auth = "none" without cookie_jar: no session, so no jar; the cookies pass through both
+    # ways rather than being dropped.
+    answer = get(proxy, "/anything/cookies")
+    assert answer.headers.get_list("Set-Cookie") == [
+        "a=1; Path=/", "b=2; Expires=Wed, 21 Oct 2037 07:28:00 GMT; Path=/"]
+    assert header_values(echoed(get(proxy, "/anything/x", headers={"Cookie": "a=1"})),
+                         "Cookie") == ["a=1"]
     # cookie_jar = true: the upstream's cookies stay in the session's jar, which alone sends
     # them back (the client's own Cookie header does not go up).
     token = login(proxy)
