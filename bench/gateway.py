@@ -24,11 +24,10 @@ from pathlib import Path
 import httpx
 
 from bench.wrk import run_wrk
-from devtools.nginx import Nginx, free_port, nginx_binary, render_site
+from devtools.nginx import Nginx, forward_auth_site, free_port, nginx_binary
 from devtools.processes import ServerProcess, server_config
 
 ROOT = Path(__file__).resolve().parent.parent
-SITE = ROOT / "deploy" / "nginx-forward-auth.conf"
 #: The backend's answer asked for: a short text, as a small JSON API would give.
 PATH = "/api/status/200"
 
@@ -53,12 +52,8 @@ def measure(args, workdir: Path) -> dict[str, list]:
             {"prefix": "/api/", "upstream": backend_url, "auth": "required"}]})
         server = ServerProcess(config, workdir / "minisession").start().wait_ready()
         port = free_port()
-        site = render_site(SITE.read_text(), {
-            "    server 127.0.0.1:8888;": f"    server 127.0.0.1:{server.port};",
-            "    server 127.0.0.1:9000;": f"    server {backend_url.removeprefix('http://')};",
-            "    listen 80;": f"    listen 127.0.0.1:{port};",
-            "/var/log/nginx/": f"{workdir}/",
-        })
+        site = forward_auth_site(f"127.0.0.1:{server.port}",
+                                 backend_url.removeprefix("http://"), port, workdir)
         nginx = Nginx(nginx_binary(), workdir, site).start(port)
         cookies = workdir / "cookies.txt"
         with httpx.Client(base_url=server.url, timeout=10) as client:

@@ -33,6 +33,21 @@ def render_site(text: str, replacements: dict[str, str]) -> str:
     return text
 
 
+#: The forward-auth site README shows and the tests run (nginx auth_request to /auth).
+FORWARD_AUTH_SITE = Path(__file__).resolve().parent.parent / "deploy" / "nginx-forward-auth.conf"
+
+
+def forward_auth_site(minisession: str, backend: str, port: int, log_dir: Path) -> str:
+    """deploy/nginx-forward-auth.conf listening on 127.0.0.1:``port``, in front of
+    ``minisession`` and ``backend`` ("host:port" each), logging under ``log_dir``."""
+    return render_site(FORWARD_AUTH_SITE.read_text(), {
+        "    server 127.0.0.1:8888;": f"    server {minisession};",
+        "    server 127.0.0.1:9000;": f"    server {backend};",
+        "    listen 80;": f"    listen 127.0.0.1:{port};",
+        "/var/log/nginx/": f"{log_dir}/",
+    })
+
+
 class Nginx:
     """nginx as the current user, everything (pid, temp files, logs) under ``prefix``."""
 

@@ -43,7 +43,6 @@ from tests.conftest import (
     WECHAT_APPID,
     WECHAT_SECRET,
     on_both_stores,
-    serve_fakes,
 )
 from tests.test_admin import ADMIN, API_KEY
 
@@ -145,11 +144,6 @@ def test_access_token_keys_have_defaults_and_are_checked():
 def fake(clock):
     """The fake WeChat on the server's clock, so that token lifetimes move together."""
     return FakeWeChat(appid=WECHAT_APPID, secret=WECHAT_SECRET, clock=clock)
-
-
-@pytest.fixture
-def api_base(io_loop, fake):
-    yield from serve_fakes(io_loop, fake)
 
 
 def token_config(api_base, backend="memory", secret=WECHAT_SECRET):

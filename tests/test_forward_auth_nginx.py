@@ -18,11 +18,11 @@ from urllib.parse import unquote
 import httpx
 import pytest
 
-from devtools.nginx import Nginx, free_port, nginx_binary, render_site
+from devtools.nginx import FORWARD_AUTH_SITE as SITE
+from devtools.nginx import Nginx, forward_auth_site, free_port, nginx_binary
 from devtools.processes import ROOT, SECRET, ServerProcess, server_config
 from server.ids import SessionIdSigner
 
-SITE = ROOT / "deploy" / "nginx-forward-auth.conf"
 README = ROOT / "README.md"
 ADMIN_KEY = "admin-key-for-the-forward-auth-test-0123456789"
 IDENTITY = ("x-auth-request-user", "x-auth-request-app", "x-auth-request-user-id",
@@ -90,12 +90,8 @@ def deploy(tmp_path: Path, config: dict):
     with Upstream() as upstream:
         try:
             port = free_port()
-            site = render_site(SITE.read_text(), {
-                "    server 127.0.0.1:8888;": f"    server 127.0.0.1:{server.port};",
-                "    server 127.0.0.1:9000;": f"    server 127.0.0.1:{upstream.port};",
-                "    listen 80;": f"    listen 127.0.0.1:{port};",
-                "/var/log/nginx/": f"{tmp_path}/",
-            })
+            site = forward_auth_site(f"127.0.0.1:{server.port}",
+                                     f"127.0.0.1:{upstream.port}", port, tmp_path)
             nginx = Nginx(binary, tmp_path, site).start(port)
             yield f"http://127.0.0.1:{port}", server, upstream
         finally:

@@ -15,7 +15,6 @@ import pytest
 from server.config import parse_config
 from server.fakes.wechat import FakeWeChat
 from tests.conftest import ENCRYPTION_KEY, SECRET, WECHAT_APPID, WECHAT_SECRET, on_both_stores
-from tests.conftest import serve_fakes
 from tests.test_platform_data import assert_error, decrypt, encrypt, login
 
 API_KEY = "admin-api-key-0123456789abcdefghijklmnop"
@@ -27,11 +26,6 @@ NUMBER = "13912345678"
 def fake(clock):
     """The fake WeChat on the server's clock: codes and tokens age with the server's time."""
     return FakeWeChat(appid=WECHAT_APPID, secret=WECHAT_SECRET, clock=clock)
-
-
-@pytest.fixture
-def api_base(io_loop, fake):
-    yield from serve_fakes(io_loop, fake)
 
 
 @pytest.fixture
