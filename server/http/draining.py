@@ -137,14 +137,19 @@ class _Connection:
 
 
 class _TrackedRequest(httputil.HTTPMessageDelegate):
-    """One request on one connection: the application's message delegate, counted."""
+    """One request on one connection: the application's message delegate, counted.
+
+    It points to its :class:`_TrackedConnection` and not the other way round: a reference
+    cycle between the two would keep each request's whole object graph (handler, headers,
+    futures, Tornado's connection) alive until the garbage collector's next pass, and those
+    passes, over every object of the process, are what made the tail latency.
+    """
 
     def __init__(self, tracker: RequestTracker, connection: _Connection, request_conn):
         self.tracker = tracker
         self.client = connection
-        self.connection = _TrackedConnection(self, request_conn)
+        self.connection = _TrackedConnection(tracker, request_conn)
         self.delegate: httputil.HTTPMessageDelegate | None = None
-        self.in_flight = False
         self.dropped = False
 
     def headers_received(self, start_line, headers):
@@ -155,7 +160,7 @@ class _TrackedRequest(httputil.HTTPMessageDelegate):
             # To its client it is a request the server never read, which is safe to retry.
             self.dropped = True
             return None
-        self.in_flight = True
+        self.connection.in_flight = True
         self.client.idle = False
         self.client.served = True
         tracker.in_flight += 1
@@ -184,12 +189,7 @@ class _TrackedRequest(httputil.HTTPMessageDelegate):
         try:
             self.delegate.on_connection_close()
         finally:
-            self.done()
-
-    def done(self) -> None:
-        if self.in_flight:
-            self.in_flight = False
-            self.tracker.in_flight -= 1
+            self.connection.done()
 
 
 class _TrackedConnection:
@@ -199,9 +199,10 @@ class _TrackedConnection:
     the answer is written, so that kept-alive clients reconnect to another instance.
     """
 
-    def __init__(self, request: _TrackedRequest, connection):
-        self._request = request
+    def __init__(self, tracker: RequestTracker, connection):
+        self._tracker = tracker
         self._connection = connection
+        self.in_flight = False  # accepted and not yet answered (or cut off)
         # What Tornado uses of every request's connection, bound once instead of found
         # through __getattr__ on each use.
         self.context = connection.context
@@ -212,7 +213,7 @@ class _TrackedConnection:
         return getattr(self._connection, name)
 
     def write_headers(self, start_line, headers, chunk=None):
-        if self._request.tracker.draining:
+        if self._tracker.draining:
             tornado_compat.close_after_answer(self._connection)
         return self._connection.write_headers(start_line, headers, chunk)
 
@@ -220,4 +221,9 @@ class _TrackedConnection:
         try:
             self._connection.finish()
         finally:
-            self._request.done()
+            self.done()
+
+    def done(self) -> None:
+        if self.in_flight:
+            self.in_flight = False
+            self._tracker.in_flight -= 1
