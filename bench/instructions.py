@@ -1,5 +1,9 @@
 """Instructions per request, counted by valgrind's callgrind: scenario 1 against scenario 2.
 
+Four servers are counted: the bare handler (scenario 1, asyncio, no access line) and on uvloop
+(1u), and the memory-store minisession in its default configuration (2: uvloop where it is
+installed) and on asyncio's loop (2a).
+
 Requests per second and CPU time on a shared 2-core machine move by 5-10 % from one run to
 the next, as much as the margin the 0.8 x target is judged on. Instructions executed do not
 depend on what else runs: the same server, requests and inputs give the same count within
@@ -30,23 +34,29 @@ START_TIMEOUT = 180.0
 
 def scenario(bench) -> None:
     args = bench.args
-    port = free_port()
-    baseline = _measure(bench, "instructions-baseline", python_module(
-        "bench.baseline", "--port", str(port), "--log-level", args.log_level), port)
-
-    port = free_port()
-    config = server_config(port, bench.wechat_url(), log_level=args.log_level)
-    path = write_config(config, bench.workdir / "instructions-memory.toml")
-    # The memory store lives in the process: the session is made on the instance measured.
-    memory = _measure(bench, "instructions-memory",
-                      python_module("server.cli", "serve", "--config", str(path)), port,
-                      login=lambda url: sessions.login_minisession(url, 1)[0])
+    counted = {}
+    for key, event_loop in (("baseline", "asyncio"), ("baseline_uvloop", "uvloop")):
+        port = free_port()
+        counted[key] = _measure(bench, f"instructions-{key}", python_module(
+            "bench.baseline", "--port", str(port), "--log-level", args.log_level,
+            "--event-loop", event_loop), port)
+    for key, server in (("memory", {}), ("memory_asyncio", {"event_loop": "asyncio"})):
+        port = free_port()
+        config = server_config(port, bench.wechat_url(), log_level=args.log_level, **server)
+        path = write_config(config, bench.workdir / f"instructions-{key}.toml")
+        # The memory store lives in the process: the session is made on the instance measured.
+        counted[key] = _measure(bench, f"instructions-{key}",
+                                python_module("server.cli", "serve", "--config", str(path)),
+                                port, login=lambda url: sessions.login_minisession(url, 1)[0])
+    baseline, memory = counted["baseline"], counted["memory"]
     bench.facts["instructions"] = {
-        "requests": args.instruction_requests, "baseline_per_request": baseline,
-        "memory_per_request": memory, "ratio": round(baseline / memory, 3),
+        "requests": args.instruction_requests, "ratio": round(baseline / memory, 3),
+        **{f"{key}_per_request": value for key, value in counted.items()},
     }
-    print(f"  instructions per request: baseline {baseline:,}, memory store {memory:,} "
-          f"(scenario 1 / scenario 2: {baseline / memory:.3f})", flush=True)
+    print(f"  instructions per request: baseline {baseline:,} (on uvloop "
+          f"{counted['baseline_uvloop']:,}), memory store {memory:,} (on asyncio "
+          f"{counted['memory_asyncio']:,}); scenario 1 / scenario 2: {baseline / memory:.3f}",
+          flush=True)
 
 
 def _measure(bench, name: str, command: list[str], port: int,

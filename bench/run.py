@@ -17,11 +17,12 @@ Scenarios (``--scenarios``, comma-separated, in this order):
 
 - ``roundtrips``: MongoDB commands per request, inside and outside ``touch_after``;
 - ``baseline``, ``memory``, ``peer-memory``, ``mongodb``, ``peer``, side by side: (1) a bare
-  Tornado JSON handler, same process set-up; (2) ``GET /session`` with a valid id, memory
-  store; (2p) the same request to express-session on its MemoryStore; (3) the same on the
-  MongoDB store (FerretDB); ``pymongo`` (3p) scenario 3 with ``store.driver = "pymongo"``;
-  ``memory-uvloop``, ``mongodb-uvloop`` (2u, 3u) scenarios 2 and 3 with
-  ``server.event_loop = "uvloop"``;
+  Tornado JSON handler, same process set-up, no access line; ``baseline-uvloop`` (1u) the same
+  on uvloop; (2) ``GET /session`` with a valid id, memory store, default configuration (its
+  event loop "auto": uvloop where installed); (2p) the same request to express-session on its
+  MemoryStore; (3) the same on the MongoDB store (FerretDB); ``pymongo`` (3p) scenario 3 with
+  ``store.driver = "pymongo"``; ``memory-asyncio``, ``mongodb-asyncio`` (2a, 3a) scenarios 2
+  and 3 with ``server.event_loop = "asyncio"``;
   (6) the same request to express-session + connect-mongo on the same FerretDB;
 - ``login``: (4) ``POST /login`` through the fake WeChat, a fresh code and user each time;
 - ``workers``: scenario 3 with ``[server] workers = 1`` and ``= 2``, side by side (skipped,
@@ -65,8 +66,9 @@ from bench.report import Row
 from bench.wrk import WrkResult, ensure_wrk, run_wrk
 from devtools.ferretdb import FerretDB, ensure_binary
 
-SCENARIOS = ["roundtrips", "baseline", "memory", "memory-uvloop", "peer-memory", "mongodb",
-             "mongodb-uvloop", "pymongo", "batched", "peer", "instructions",
+SCENARIOS = ["roundtrips", "baseline", "baseline-uvloop", "memory", "memory-asyncio",
+             "peer-memory", "mongodb", "mongodb-asyncio", "pymongo", "batched", "peer",
+             "instructions",
              "login", "workers", "size", "rss"]
 #: Answers per second no run here can reach: the cap that makes a time-bound run count-bound
 #: too, without ever cutting it short.
@@ -268,12 +270,21 @@ def scenario_roundtrips(bench: Bench) -> None:
               f"[{commands}]", flush=True)
 
 
-def prepare_baseline(bench: Bench) -> Target:
+def _baseline_target(bench: Bench, key: str, label: str, event_loop: str) -> Target:
     port = free_port()
-    service = bench.service("baseline", python_module(
-        "bench.baseline", "--port", str(port), "--log-level", bench.args.log_level), port)
-    return Target("baseline", "1. bare Tornado JSON handler (ceiling)", service,
-                  service.url + "/session", "get.lua", uses_store=False)
+    service = bench.service(key, python_module(
+        "bench.baseline", "--port", str(port), "--log-level", bench.args.log_level,
+        "--event-loop", event_loop), port)
+    return Target(key, label, service, service.url + "/session", "get.lua", uses_store=False)
+
+
+def prepare_baseline(bench: Bench) -> Target:
+    return _baseline_target(bench, "baseline", "1. bare Tornado JSON handler, no logging "
+                            "(ceiling)", "asyncio")
+
+
+def prepare_baseline_uvloop(bench: Bench) -> Target:
+    return _baseline_target(bench, "baseline-uvloop", "1u. the same on uvloop", "uvloop")
 
 
 def _session_target(bench: Bench, key: str, label: str, mongodb: bool,
@@ -295,15 +306,15 @@ def prepare_mongodb(bench: Bench) -> Target:
                            mongodb=True)
 
 
-def prepare_memory_uvloop(bench: Bench) -> Target:
-    return _session_target(bench, "memory-uvloop", '2u. GET /session, memory store, '
-                           'server.event_loop = "uvloop"', mongodb=False, event_loop="uvloop")
+def prepare_memory_asyncio(bench: Bench) -> Target:
+    return _session_target(bench, "memory-asyncio", '2a. GET /session, memory store, '
+                           'server.event_loop = "asyncio"', mongodb=False, event_loop="asyncio")
 
 
-def prepare_mongodb_uvloop(bench: Bench) -> Target:
-    return _session_target(bench, "mongodb-uvloop", f"3u. GET /session, MongoDB store "
-                           f'({bench.store}), server.event_loop = "uvloop"', mongodb=True,
-                           event_loop="uvloop")
+def prepare_mongodb_asyncio(bench: Bench) -> Target:
+    return _session_target(bench, "mongodb-asyncio", f"3a. GET /session, MongoDB store "
+                           f'({bench.store}), server.event_loop = "asyncio"', mongodb=True,
+                           event_loop="asyncio")
 
 
 def prepare_pymongo(bench: Bench) -> Target:
@@ -341,9 +352,10 @@ def prepare_peer(bench: Bench) -> Target:
                         f"(same {bench.store})", mongodb=True)
 
 
-SIDE_BY_SIDE = {"baseline": prepare_baseline, "memory": prepare_memory,
-                "memory-uvloop": prepare_memory_uvloop, "peer-memory": prepare_peer_memory,
-                "mongodb": prepare_mongodb, "mongodb-uvloop": prepare_mongodb_uvloop,
+SIDE_BY_SIDE = {"baseline": prepare_baseline, "baseline-uvloop": prepare_baseline_uvloop,
+                "memory": prepare_memory, "memory-asyncio": prepare_memory_asyncio,
+                "peer-memory": prepare_peer_memory,
+                "mongodb": prepare_mongodb, "mongodb-asyncio": prepare_mongodb_asyncio,
                 "pymongo": prepare_pymongo, "batched": prepare_batched, "peer": prepare_peer}
 
 
@@ -363,7 +375,7 @@ def run_side_by_side(bench: Bench, names: list[str]) -> None:
     bench.side_by_side(targets)
     if bench.args.profile:
         for target in targets:
-            if target.key in ("memory", "memory-uvloop", "mongodb", "mongodb-uvloop",
+            if target.key in ("memory", "memory-asyncio", "mongodb", "mongodb-asyncio",
                               "pymongo", "batched"):
                 bench.profiled(target)
     for target in targets:

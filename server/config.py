@@ -98,8 +98,9 @@ class ServerConfig:
     workers: int = 1
     #: Addresses (IPs or CIDR networks) of reverse proxies whose X-Forwarded-For is believed.
     trusted_proxies: tuple[str, ...] = ()
-    #: "asyncio" (the standard library's loop) or "uvloop" (minisession[uvloop]).
-    event_loop: str = "asyncio"
+    #: "auto" (uvloop when it is installed, as it is by default on Linux and macOS, else
+    #: asyncio), "uvloop", or "asyncio" (the standard library's loop).
+    event_loop: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -409,10 +410,10 @@ def _choice(*choices: str, ignore_case: bool = False) -> Checker:
 
 
 def _event_loop(key: str, value: object) -> str:
-    loop = _choice("asyncio", "uvloop")(key, value)
+    loop = _choice("auto", "asyncio", "uvloop")(key, value)
     if loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
-        raise ConfigError(key, "uvloop is not installed: pip install 'minisession[uvloop]' "
-                               "(or set it to \"asyncio\")")
+        raise ConfigError(key, "uvloop is not installed: pip install uvloop "
+                               "(or set it to \"auto\" or \"asyncio\")")
     return loop
 
 

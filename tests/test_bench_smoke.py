@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = "roundtrips,baseline,memory,mongodb,pymongo,batched,instructions,login,workers,size,rss"
+SCENARIOS = ("roundtrips,baseline,baseline-uvloop,memory,memory-asyncio,mongodb,mongodb-asyncio,"
+             "pymongo,batched,instructions,login,workers,size,rss")
 
 
 def test_the_benchmark_command_measures_every_scenario_without_errors(tmp_path):
@@ -31,7 +32,8 @@ def test_the_benchmark_command_measures_every_scenario_without_errors(tmp_path):
     assert result["failures"] == []
 
     rows = {row["key"]: row for row in result["rows"]}
-    expected = {"baseline", "memory", "mongodb", "pymongo", "batched", "login"}
+    expected = {"baseline", "baseline-uvloop", "memory", "memory-asyncio", "mongodb",
+                "mongodb-asyncio", "pymongo", "batched", "login"}
     # Each size: a sample of the preloaded sessions, and sessions logged in before and after.
     expected |= {f"size-{n}{which}" for n in (50, 200) for which in ("", "-before", "-after")}
     if "workers_skipped" in result["facts"]:
@@ -57,13 +59,15 @@ def test_the_benchmark_command_measures_every_scenario_without_errors(tmp_path):
     assert rss["first_requests"] >= 300 and rss["last_requests"] >= 1500
     assert rss["first_kib"] > 0 and rss["last_kib"] > 0
     assert [p["size"] for p in result["facts"]["preload"]] == [50, 200]
-    # callgrind counted the instructions of both servers' requests.
+    # callgrind counted the instructions of the four servers' requests.
     counted = result["facts"]["instructions"]
-    assert counted["baseline_per_request"] > 0 and counted["memory_per_request"] > 0
+    for server in ("baseline", "baseline_uvloop", "memory", "memory_asyncio"):
+        assert counted[f"{server}_per_request"] > 0, counted
     # The size scenario gave FerretDB's table the _id index its lookups can use.
     assert "CREATE INDEX" in result["facts"]["ferretdb_id_index"]
 
     # The printed report carries the table and the targets the performance doc quotes.
-    assert "| 1. bare Tornado JSON handler (ceiling) |" in done.stdout
+    assert "| 1. bare Tornado JSON handler, no logging (ceiling) |" in done.stdout
     assert "scenario 2 >= 0.8 x scenario 1 throughput" in done.stdout
+    assert "scenario 2 >= 0.8 x scenario 1u (the bare handler on the same loop)" in done.stdout
     assert "one store read, zero writes per request inside touch_after" in done.stdout

@@ -1,7 +1,10 @@
 """``server.event_loop``: ``minisession serve`` on the standard asyncio loop or on uvloop,
-one process or pre-forked workers, serving and stopping the same."""
+one process or pre-forked workers, serving and stopping the same; ``"auto"`` (the default)
+on uvloop when it is installed, else on asyncio's loop."""
 
+import asyncio
 import re
+import sys
 import uuid
 
 import httpx
@@ -10,6 +13,7 @@ import pytest
 
 from devtools.processes import ServerProcess, server_config, wait_for
 from server.config import ConfigError
+from server.event_loop import run
 from tests.conftest import make_config
 
 
@@ -51,20 +55,33 @@ def test_every_worker_runs_on_uvloop(tmp_path, mongodb_uri):
             client.drop_database(database)
 
 
-def test_asyncio_is_the_default_and_other_loops_are_refused():
-    assert make_config().server.event_loop == "asyncio"
+def test_the_default_runs_on_uvloop_where_it_is_installed(tmp_path):
+    assert make_config().server.event_loop == "auto"
+    server = ServerProcess(server_config(), tmp_path).start()  # no event_loop key at all
+    try:
+        server.wait_ready()
+        assert re.findall(r"event loop: (\w+)", server.log()) == ["uvloop"]
+        _serves_and_stops(server)
+    finally:
+        server.stop()
+
+
+async def _loop_module() -> str:
+    return type(asyncio.get_running_loop()).__module__.partition(".")[0]
+
+
+def test_auto_falls_back_to_asyncio_without_uvloop(monkeypatch):
+    assert run(_loop_module(), "auto") == "uvloop"
+    # None in sys.modules is how Python marks a module as not importable.
+    monkeypatch.setitem(sys.modules, "uvloop", None)
+    assert run(_loop_module(), "auto") == "asyncio"
+    assert make_config(server={"event_loop": "auto"}).server.event_loop == "auto"
+    with pytest.raises(ConfigError) as info:
+        make_config(server={"event_loop": "uvloop"})
+    assert "server.event_loop" in str(info.value) and "not installed" in str(info.value)
+
+
+def test_other_loops_are_refused():
     with pytest.raises(ConfigError) as info:
         make_config(server={"event_loop": "trio"})
     assert "server.event_loop" in str(info.value) and "uvloop" in str(info.value)
-
-
-def test_uvloop_when_not_installed_is_refused_with_the_install_command(monkeypatch):
-    # uvloop is installed here; the config's check is what a machine without it runs into.
-    import importlib.util
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "uvloop" else real(name, *a))
-    with pytest.raises(ConfigError) as info:
-        make_config(server={"event_loop": "uvloop"})
-    assert "pip install 'minisession[uvloop]'" in str(info.value)
