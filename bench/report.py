@@ -50,6 +50,7 @@ def machine() -> dict:
         "tornado": _module_version("tornado"),
         "motor": _module_version("motor"),
         "pymongo": _module_version("pymongo"),
+        "uvloop": _module_version("uvloop"),
         "wrk": _tool_version(["wrk", "-v"], r"wrk (\S+)"),
         "node": _tool_version(["node", "--version"], r"(v\S+)"),
         "commit": _commit(),
