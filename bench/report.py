@@ -135,7 +135,8 @@ def targets(rows: list[Row], facts: dict) -> list[tuple[str, str, bool | None]]:
         found.append(("scenario 2 >= the memory peer (scenario 2p) throughput",
                       f"{value:.2f} x", value >= 1.0))
     for key, name in (("mongodb", "scenario 3"), ("pymongo", "scenario 3p (pymongo)"),
-                      ("batched", "scenario 3b (batched reads)")):
+                      ("batched", "scenario 3b (batched reads)"),
+                      ("batched-pymongo", "scenario 3bp (pymongo, batched reads)")):
         if (value := ratio(key, "peer")) is not None:
             mine, peer = by_key[key], by_key["peer"]
             found.append((f"{name} >= peer (scenario 6) throughput", f"{value:.2f} x",

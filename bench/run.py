@@ -21,7 +21,8 @@ Scenarios (``--scenarios``, comma-separated, in this order):
   on uvloop; (2) ``GET /session`` with a valid id, memory store, default configuration (its
   event loop "auto": uvloop where installed); (2p) the same request to express-session on its
   MemoryStore; (3) the same on the MongoDB store (FerretDB); ``pymongo`` (3p) scenario 3 with
-  ``store.driver = "pymongo"``; ``memory-asyncio``, ``mongodb-asyncio`` (2a, 3a) scenarios 2
+  ``store.driver = "pymongo"``; ``batched``, ``batched-pymongo`` (3b, 3bp) scenarios 3 and
+  3p with ``store.read_batching = "on"``; ``memory-asyncio``, ``mongodb-asyncio`` (2a, 3a) scenarios 2
   and 3 with ``server.event_loop = "asyncio"``;
   (6) the same request to express-session + connect-mongo on the same FerretDB;
 - ``login``: (4) ``POST /login`` through the fake WeChat, a fresh code and user each time;
@@ -67,7 +68,8 @@ from bench.wrk import WrkResult, ensure_wrk, run_wrk
 from devtools.ferretdb import FerretDB, ensure_binary
 
 SCENARIOS = ["roundtrips", "baseline", "baseline-uvloop", "memory", "memory-asyncio",
-             "peer-memory", "mongodb", "mongodb-asyncio", "pymongo", "batched", "peer",
+             "peer-memory", "mongodb", "mongodb-asyncio", "pymongo", "batched",
+             "batched-pymongo", "peer",
              "instructions",
              "login", "workers", "size", "rss"]
 #: Answers per second no run here can reach: the cap that makes a time-bound run count-bound
@@ -330,6 +332,13 @@ def prepare_batched(bench: Bench) -> Target:
                            store={"read_batching": "on"})
 
 
+def prepare_batched_pymongo(bench: Bench) -> Target:
+    # The same with PyMongo's AsyncMongoClient (no thread hop per operation): beside 3p.
+    return _session_target(bench, "batched-pymongo", f"3bp. GET /session, MongoDB store "
+                           f'({bench.store}), store.driver = "pymongo", read_batching = "on"',
+                           mongodb=True, store={"driver": "pymongo", "read_batching": "on"})
+
+
 def _peer_target(bench: Bench, key: str, label: str, mongodb: bool) -> Target:
     node = peer.ensure_installed()
     bench.facts["peer_packages"] = peer.versions()
@@ -356,7 +365,8 @@ SIDE_BY_SIDE = {"baseline": prepare_baseline, "baseline-uvloop": prepare_baselin
                 "memory": prepare_memory, "memory-asyncio": prepare_memory_asyncio,
                 "peer-memory": prepare_peer_memory,
                 "mongodb": prepare_mongodb, "mongodb-asyncio": prepare_mongodb_asyncio,
-                "pymongo": prepare_pymongo, "batched": prepare_batched, "peer": prepare_peer}
+                "pymongo": prepare_pymongo, "batched": prepare_batched,
+                "batched-pymongo": prepare_batched_pymongo, "peer": prepare_peer}
 
 
 def run_side_by_side(bench: Bench, names: list[str]) -> None:
@@ -376,7 +386,7 @@ def run_side_by_side(bench: Bench, names: list[str]) -> None:
     if bench.args.profile:
         for target in targets:
             if target.key in ("memory", "memory-asyncio", "mongodb", "mongodb-asyncio",
-                              "pymongo", "batched"):
+                              "pymongo", "batched", "batched-pymongo"):
                 bench.profiled(target)
     for target in targets:
         target.service.stop()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ("roundtrips,baseline,baseline-uvloop,memory,memory-asyncio,mongodb,mongodb-asyncio,"
-             "pymongo,batched,instructions,login,workers,size,rss")
+             "pymongo,batched,batched-pymongo,instructions,login,workers,size,rss")
 
 
 def test_the_benchmark_command_measures_every_scenario_without_errors(tmp_path):
@@ -33,7 +33,7 @@ def test_the_benchmark_command_measures_every_scenario_without_errors(tmp_path):
 
     rows = {row["key"]: row for row in result["rows"]}
     expected = {"baseline", "baseline-uvloop", "memory", "memory-asyncio", "mongodb",
-                "mongodb-asyncio", "pymongo", "batched", "login"}
+                "mongodb-asyncio", "pymongo", "batched", "batched-pymongo", "login"}
     # Each size: a sample of the preloaded sessions, and sessions logged in before and after.
     expected |= {f"size-{n}{which}" for n in (50, 200) for which in ("", "-before", "-after")}
     if "workers_skipped" in result["facts"]:
