@@ -30,6 +30,8 @@ def child_env() -> dict:
     # Settings come from the files the harness writes, whatever MINISESSION_* the caller has.
     env = {k: v for k, v in os.environ.items() if not k.startswith("MINISESSION_")}
     env["PYTHONPATH"] = str(ROOT)
+    if env.get("BENCH_GC_PROBE"):  # --gc-probe: bench/gc_probe/sitecustomize.py times the GC
+        env["PYTHONPATH"] += os.pathsep + str(ROOT / "bench" / "gc_probe")
     return env
 
 

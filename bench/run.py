@@ -103,6 +103,8 @@ class Bench:
         self.facts: dict = {}
         self.failures: list[str] = []
         self.profiles: dict[str, dict] = {}
+        #: When the first side-by-side load began (--gc-probe reports the passes from then on).
+        self.loaded_since: float | None = None
         self._services: list[Service] = []
         self._ferretdb: FerretDB | None = None
         self._fake: Service | None = None
@@ -203,6 +205,7 @@ class Bench:
         The first round warms each target up first (pools fill; nothing is recorded).
         """
         runs: dict[str, list[tuple[WrkResult, float]]] = {t.key: [] for t in targets}
+        self.loaded_since = self.loaded_since or time.time()  # servers up, sessions made
         for round_number in range(self.args.rounds):
             for target in targets:
                 if round_number == 0 and self.args.warmup > 0:
@@ -541,6 +544,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="a MongoDB server on this machine to use instead of starting "
                              "FerretDB (its databases named bench_* are written to, and "
                              "dropped before and after the run)")
+    parser.add_argument("--gc-probe", action="store_true",
+                        help="time every garbage-collector pass in each minisession server and "
+                             "report them (bench/gc_probe/)")
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     parser.add_argument("--keep", action="store_true",
                         help="keep the work directory (configs, logs, profiles)")
@@ -583,6 +589,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupted)
     ensure_wrk()
     workdir = Path(tempfile.mkdtemp(prefix="minisession-bench-"))
+    if args.gc_probe:
+        (workdir / "gc").mkdir()
+        os.environ["BENCH_GC_PROBE"] = str(workdir / "gc")
     bench = Bench(args, workdir)
     started = time.monotonic()
     print(f"minisession benchmark: {', '.join(args.scenarios)}; {args.duration:g} s runs, "
@@ -605,12 +614,35 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  FAILED: {type(exc).__name__}: {exc}", flush=True)
     finally:
         bench.close()
+    if args.gc_probe:
+        bench.facts["gc"] = gc_passes(workdir / "gc", bench.loaded_since)
     print_report(bench, time.monotonic() - started)
     if args.keep:
         print(f"work directory kept: {workdir}")
     else:
         shutil.rmtree(workdir, ignore_errors=True)
     return 1 if bench.failures else 0
+
+
+def gc_passes(directory: Path, since: float | None) -> dict:
+    """What bench/gc_probe recorded under load (from ``since``, the first side-by-side run),
+    by server (its config file's name: the scenario) and generation."""
+    found = {}
+    for path in sorted(directory.glob("gc.*.json")):
+        recorded = json.loads(path.read_text())
+        configs = [Path(a).stem for a in recorded["argv"] if a.endswith(".toml")]
+        if not configs:
+            continue
+        by_generation: dict[str, list[float]] = {}
+        for generation, ms, when in recorded["passes"]:
+            if since is None or when >= since:
+                by_generation.setdefault(str(generation), []).append(ms)
+        found[configs[0]] = {
+            generation: {"passes": len(ms), "total_ms": round(sum(ms), 1),
+                         "median_ms": round(sorted(ms)[len(ms) // 2], 3),
+                         "max_ms": round(max(ms), 2)}
+            for generation, ms in sorted(by_generation.items())}
+    return found
 
 
 def print_report(bench: Bench, seconds: float) -> None:
@@ -624,6 +656,14 @@ def print_report(bench: Bench, seconds: float) -> None:
     if found:
         print("\n## Targets\n")
         print(report.format_targets(found))
+    if passes := bench.facts.get("gc"):
+        print("\n## Garbage collector passes under load (warm-ups and measured runs)\n")
+        print("| server | generation | passes | total ms | median ms | longest ms |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for server, generations in passes.items():
+            for generation, p in generations.items():
+                print(f"| {server} | {generation} | {p['passes']:,} | {p['total_ms']:,} | "
+                      f"{p['median_ms']} | {p['max_ms']} |")
     if bench.failures:
         print("\n## Failures\n")
         print("\n".join(f"- {failure}" for failure in bench.failures))

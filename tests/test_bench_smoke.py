@@ -24,7 +24,7 @@ def test_the_benchmark_command_measures_every_scenario_without_errors(tmp_path):
          "--warmup", "0", "--rounds", "1", "--connections", "4", "--sessions", "5",
          "--sizes", "50,200", "--sample", "40", "--ferretdb-id-index",
          "--instruction-requests", "20", "--instruction-warmup", "5",
-         "--rss-first", "300", "--rss-requests", "1500",
+         "--rss-first", "300", "--rss-requests", "1500", "--gc-probe",
          "--json", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
@@ -65,6 +65,10 @@ def test_the_benchmark_command_measures_every_scenario_without_errors(tmp_path):
         assert counted[f"{server}_per_request"] > 0, counted
     # The size scenario gave FerretDB's table the _id index its lookups can use.
     assert "CREATE INDEX" in result["facts"]["ferretdb_id_index"]
+
+    # --gc-probe: every minisession server of the side-by-side runs reported its collector.
+    assert {"memory", "mongodb", "pymongo"} <= set(result["facts"]["gc"])
+    assert "## Garbage collector passes under load" in done.stdout
 
     # The printed report carries the table and the targets the performance doc quotes.
     assert "| 1. bare Tornado JSON handler, no logging (ceiling) |" in done.stdout
