@@ -57,6 +57,25 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+#: ``--pin``: the CPUs of the measured servers, and of the rest (wrk, FerretDB, the fake
+#: platform); None: no pinning. Set once by bench/run.py.
+CPUS: dict[str, set[int] | None] = {"servers": None, "load": None}
+
+
+def pinned(role: str):
+    """A ``preexec_fn`` that puts the child, and so every thread it will start (Node's and Go's
+    runtimes start theirs early), on the CPUs of ``role``; None without pinning."""
+    cpus = CPUS[role]
+    return (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+
+
+def pin_running(pid: int, role: str) -> None:
+    """Put every thread a running process already has on the CPUs of ``role``."""
+    if cpus := CPUS[role]:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            os.sched_setaffinity(int(task), cpus)
+
+
 def python_module(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
 
@@ -65,8 +84,9 @@ class Service:
     """One child process listening on ``127.0.0.1:port``; ``health`` is a path answering 200."""
 
     def __init__(self, name: str, command: list[str], port: int, workdir: Path,
-                 health: str = "/healthz"):
+                 health: str = "/healthz", role: str = "servers"):
         self.name = name
+        self.role = role  # whose CPUs it runs on (--pin)
         self.command = command
         self.port = port
         self.health = health
@@ -81,7 +101,8 @@ class Service:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 self.command, cwd=ROOT, env=child_env(), stdin=subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=pinned(self.role))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

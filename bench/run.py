@@ -62,7 +62,8 @@ from bench.config import (
     server_config,
     write_config,
 )
-from bench.procs import Service, cpu_seconds, free_port, python_module
+from bench import procs
+from bench.procs import Service, cpu_seconds, free_port, pin_running, python_module
 from bench.report import Row
 from bench.wrk import WrkResult, ensure_wrk, run_wrk
 from devtools.ferretdb import FerretDB, ensure_binary
@@ -127,6 +128,7 @@ class Bench:
         if self._ferretdb is None:
             self._ferretdb = FerretDB(ensure_binary(), self.workdir / "ferretdb")
             self._ferretdb.start()
+            pin_running(self._ferretdb.process.pid, "load")
         return self._ferretdb.uri
 
     def store_cpu_seconds(self) -> float | None:
@@ -161,12 +163,12 @@ class Bench:
             self._fake = self.service("fake-wechat", python_module(
                 "server.cli", "fake-platforms", "--port", str(port), "--appid", WECHAT_APPID,
                 "--secret", WECHAT_SECRET),
-                port, health="/fake/stats")
+                port, health="/fake/stats", role="load")
         return self._fake.url
 
     def service(self, name: str, command: list[str], port: int,
-                health: str = "/healthz", timeout: float = 30.0) -> Service:
-        service = Service(name, command, port, self.workdir, health=health)
+                health: str = "/healthz", timeout: float = 30.0, role: str = "servers") -> Service:
+        service = Service(name, command, port, self.workdir, health=health, role=role)
         self._services.append(service)
         return service.start(timeout=timeout)
 
@@ -416,13 +418,19 @@ def scenario_workers(bench: Bench) -> None:
         bench.facts["workers_skipped"] = reason
         print(f"  skipped: {reason}", flush=True)
         return
-    targets = [_session_target(bench, f"workers-{n}", f"3. with workers = {n}", mongodb=True,
-                               database="bench_workers", workers=n) for n in (1, 2)]
-    for target in targets:
-        bench.facts[f"{target.key}_processes"] = len(target.service.pids())
-    bench.side_by_side(targets)
-    for target in targets:
-        target.service.stop()
+    pinning = dict(procs.CPUS)
+    procs.CPUS.update(servers=None, load=None)  # two workers need the CPUs --pin would hold
+    try:
+        targets = [_session_target(bench, f"workers-{n}", f"3. with workers = {n}",
+                                   mongodb=True, database="bench_workers", workers=n)
+                   for n in (1, 2)]
+        for target in targets:
+            bench.facts[f"{target.key}_processes"] = len(target.service.pids())
+        bench.side_by_side(targets)
+        for target in targets:
+            target.service.stop()
+    finally:
+        procs.CPUS.update(pinning)
 
 
 def scenario_size(bench: Bench) -> None:
@@ -544,6 +552,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="a MongoDB server on this machine to use instead of starting "
                              "FerretDB (its databases named bench_* are written to, and "
                              "dropped before and after the run)")
+    parser.add_argument("--pin", action=argparse.BooleanOptionalAction, default=None,
+                        help="run each measured server on one CPU and wrk, FerretDB and the fake "
+                             "platform on the others, so that req/s are per core (default: on "
+                             "with 2 or more CPUs; the workers scenario is never pinned)")
     parser.add_argument("--gc-probe", action="store_true",
                         help="time every garbage-collector pass in each minisession server and "
                              "report them (bench/gc_probe/)")
@@ -589,6 +601,13 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupted)
     ensure_wrk()
     workdir = Path(tempfile.mkdtemp(prefix="minisession-bench-"))
+    cpus = sorted(os.sched_getaffinity(0))
+    if args.pin is None:
+        args.pin = len(cpus) >= 2
+    if args.pin:
+        if len(cpus) < 2:
+            raise SystemExit("--pin needs at least 2 CPUs")
+        procs.CPUS.update(servers={cpus[0]}, load=set(cpus[1:]))
     if args.gc_probe:
         (workdir / "gc").mkdir()
         os.environ["BENCH_GC_PROBE"] = str(workdir / "gc")

@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.procs import ensure_debian_tool
+from bench.procs import ensure_debian_tool, pinned
 
 LUA = Path(__file__).resolve().parent / "lua"
 def ensure_wrk() -> str:
@@ -61,7 +61,7 @@ def run_wrk(url: str, script: str, *, duration: float, connections: int, threads
                "--timeout", "10s", "-s", str(combined), url]
     run_env = {**os.environ, **(env or {}), "BENCH_CAP_PER_THREAD": str(cap)}
     done = subprocess.run(command, env=run_env, capture_output=True, text=True,
-                          timeout=duration + 60, check=False)
+                          timeout=duration + 60, check=False, preexec_fn=pinned("load"))
     line = next((raw for raw in done.stdout.splitlines() if raw.startswith("BENCH_RESULT ")),
                 None)
     if done.returncode != 0 or line is None:
