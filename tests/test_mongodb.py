@@ -13,6 +13,7 @@ from server.errors import StoreUnavailable
 from server.stores.base import SessionRecord, UserLogin
 from server.stores.mongodb import MongoStore, mongodb_client
 from tests.conftest import make_config, open_store
+from tests.mongodb_only import backend, driver  # noqa: F401  (each test on both drivers)
 from devtools.ferretdb import FerretDB, ensure_binary
 
 NOW = 1_800_000_000.0
@@ -24,17 +25,6 @@ def on_ferretdb(mongodb_uri) -> bool:
     whatever started it (conftest's FerretDB or ``MONGODB_URI``)."""
     with pymongo.MongoClient(mongodb_uri, serverSelectionTimeoutMS=10_000) as client:
         return "ferretdbVersion" in client.admin.command("buildInfo")
-
-
-@pytest.fixture
-def backend():
-    return "mongodb"
-
-
-@pytest.fixture(params=["motor", "pymongo"])
-def driver(request):
-    """Every test here runs through each driver (store.driver)."""
-    return request.param
 
 
 @pytest.fixture

@@ -10,16 +10,7 @@ import pytest
 
 from server.stores.base import UserLogin
 from tests.test_store_contract import NOW, record
-
-
-@pytest.fixture
-def backend():
-    return "mongodb"
-
-
-@pytest.fixture(params=["motor", "pymongo"])
-def driver(request):
-    return request.param
+from tests.mongodb_only import backend, driver  # noqa: F401  (each test on both drivers)
 
 
 @pytest.mark.gen_test(timeout=20)
