@@ -48,13 +48,20 @@ def with_group(group: int, sig: int) -> bool:
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of one process (0 when it is gone)."""
+    return sum(cpu_times(pid))
+
+
+def cpu_times(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of one process (0, 0 when it is gone): system time is the
+    kernel's work on its behalf (sockets, epoll, writes), which instruction counts miss."""
     try:
         with open(f"/proc/{pid}/stat") as stat:
             # Fields after the command name (which may hold spaces) start after its ')'.
             fields = stat.read().rsplit(")", 1)[1].split()
     except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return 0.0, 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 #: ``--pin``: the CPUs of the measured servers, and of the rest (wrk, FerretDB, the fake
@@ -142,7 +149,12 @@ class Service:
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system) used so far by the process and its children."""
-        return sum(cpu_seconds(pid) for pid in self.pids())
+        return sum(self.cpu_times())
+
+    def cpu_times(self) -> tuple[float, float]:
+        """(user, system) CPU seconds used so far by the process and its children."""
+        times = [cpu_times(pid) for pid in self.pids()]
+        return sum(user for user, _ in times), sum(system for _, system in times)
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM to its process group (workers too), then SIGKILL after ``timeout``."""

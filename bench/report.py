@@ -26,6 +26,7 @@ class Row:
                 "seconds": round(r.seconds, 2), "rate": round(r.rate, 1),
                 "p50_ms": r.p50_ms, "p90_ms": r.p90_ms, "p99_ms": r.p99_ms, "max_ms": r.max_ms,
                 "server_cpu_ms_per_request": round(r.cpu_ms, 4),
+                "server_system_cpu_ms_per_request": round(r.system_cpu_ms, 4),
                 "store_cpu_ms_per_request": (None if r.store_cpu_ms is None
                                              else round(r.store_cpu_ms, 4)),
                 "errors": r.errors, "statuses": r.statuses, "load_1min": self.load,
@@ -97,8 +98,8 @@ def _tool_version(command: list[str], pattern: str) -> str | None:
 
 
 def table(rows: list[Row]) -> str:
-    header = ("| scenario | req/s | p50 ms | p99 ms | errors | requests | server CPU ms/req "
-              "| FerretDB CPU ms/req | load (1 min) | req/s of each round |")
+    header = ("| scenario | req/s | p50 ms | p99 ms | errors | requests "
+              "| server CPU ms/req (system) | FerretDB CPU ms/req | load (1 min) | req/s of each round |")
     lines = [header, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for row in rows:
         r = row.result
@@ -108,7 +109,8 @@ def table(rows: list[Row]) -> str:
         rounds = ", ".join(f"{rate:,}" for rate in row.rounds)
         store = "" if r.store_cpu_ms is None else f"{r.store_cpu_ms:.3f}"
         lines.append(f"| {row.label} | {r.rate:,.0f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | "
-                     f"{errors} | {r.requests:,} | {r.cpu_ms:.3f} | {store} | {row.load:.2f} | "
+                     f"{errors} | {r.requests:,} | {r.cpu_ms:.3f} ({r.system_cpu_ms:.3f}) | "
+                     f"{store} | {row.load:.2f} | "
                      f"{rounds} |")
     return "\n".join(lines)
 

@@ -213,11 +213,13 @@ class Bench:
                 if round_number == 0 and self.args.warmup > 0:
                     self.load(target.url, target.script, target.env, duration=self.args.warmup)
                 load_avg = os.getloadavg()[0]
-                cpu_before = target.service.cpu_seconds()
+                user_before, system_before = target.service.cpu_times()
                 store_before = self.store_cpu_seconds() if target.uses_store else None
                 result = self.load(target.url, target.script, target.env)
                 if result.requests:
-                    result.cpu_ms = 1000 * (target.service.cpu_seconds() - cpu_before) \
+                    user_after, system_after = target.service.cpu_times()
+                    result.system_cpu_ms = 1000 * (system_after - system_before) / result.requests
+                    result.cpu_ms = result.system_cpu_ms + 1000 * (user_after - user_before) \
                         / result.requests
                     if store_before is not None:
                         result.store_cpu_ms = 1000 * (self.store_cpu_seconds() - store_before) \
@@ -225,7 +227,7 @@ class Bench:
                 runs[target.key].append((result, load_avg))
                 print(f"  {target.label}: {result.rate:,.0f} req/s, p50 {result.p50_ms:.1f} ms, "
                       f"p99 {result.p99_ms:.1f} ms, errors {result.error_count}, server CPU "
-                      f"{result.cpu_ms:.3f} ms/request"
+                      f"{result.cpu_ms:.3f} ms/request (system {result.system_cpu_ms:.3f})"
                       + ("" if result.store_cpu_ms is None
                          else f", FerretDB CPU {result.store_cpu_ms:.3f} ms/request")
                       + f" (load {load_avg:.2f})", flush=True)

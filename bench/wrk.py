@@ -35,6 +35,8 @@ class WrkResult:
     notes: list[str] = field(default_factory=list)
     #: CPU milliseconds the server under load used per answer (set by the harness).
     cpu_ms: float = 0.0
+    #: The part of ``cpu_ms`` spent in the kernel (system time).
+    system_cpu_ms: float = 0.0
     # CPU time of the FerretDB process the harness started, ms per answer (None: not ours).
     store_cpu_ms: float | None = None
 
