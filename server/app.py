@@ -131,7 +131,8 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
     request = handler.request
     status = handler.get_status()
     level = logging.INFO if status < 500 else logging.WARNING
-    route, duration_ms = loggable_route(handler), round(1000.0 * request.request_time(), 1)
+    seconds = request.request_time()
+    route, duration_ms = loggable_route(handler), round(1000.0 * seconds, 1)
     # The app the request was for, once known to be one we serve (a configured name, never
     # what a client typed); never the openid.
     app = getattr(handler, "log_app", None)
@@ -143,7 +144,7 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
         fields["app"] = app
     log_with_fields(access_log, level, fields, "%d %s %s %.1fms%s", status, method,
                     route, duration_ms, f" app={app}" if app else "")
-    metrics.observe_request(method, route, status, request.request_time())
+    metrics.observe_request(method, route, status, seconds)
 
 
 def route_templates(routes) -> dict:

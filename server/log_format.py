@@ -92,8 +92,11 @@ class DirectLog:
             text = f"{self._stamp},{int((now - second) * 1000):03d} {level_name} {logger}: {message}"
         with handler.lock:
             try:
-                handler.stream.write(text + handler.terminator)
-                handler.flush()
+                stream = handler.stream
+                stream.write(text + handler.terminator)
+                # stderr is line-buffered (Python 3.9+): the write above has flushed the line.
+                if not getattr(stream, "line_buffering", False):
+                    handler.flush()
             except RecursionError:
                 raise
             except Exception:

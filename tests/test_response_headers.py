@@ -1,6 +1,8 @@
 """Every answer hides the server's software and version, and forbids content sniffing."""
 
 import asyncio
+import email.utils
+import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -47,3 +49,21 @@ async def test_no_server_header_and_nosniff_on_every_answer(client, base_url):
     assert (raw.status, raw.error) == (413, "body_too_large")
     found["413 POST /login (announced too large)"] = flaws(raw.headers)
     assert {answer: flaw for answer, flaw in found.items() if flaw} == {}
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_every_answer_is_dated_now(client):
+    # The Date header is made once a second (handlers/base.py): it must still be the time of
+    # the answer, in HTTP's format (RFC 9110, 5.6.7), on answers and on errors alike.
+    token = (await client.login("dev:alice")).json["session_id"]
+    for path, headers, status in [("/session", {"X-Session": token}, 200),
+                                  ("/session", {}, 401), ("/nope", {}, 404)]:
+        before = time.time()
+        response = await client.request("GET", path, headers=headers)
+        after = time.time()
+        assert response.code == status
+        dates = response.headers.get_list("Date")
+        assert len(dates) == 1 and dates[0].endswith(" GMT"), dates
+        sent = email.utils.parsedate_to_datetime(dates[0]).timestamp()
+        assert int(before) <= sent <= after, (path, dates[0], before, after)
+        await asyncio.sleep(1.05 - time.time() % 1)  # the next answer in the next second

@@ -18,6 +18,7 @@ import os
 from collections.abc import Callable, Mapping
 
 import tornado
+from tornado import httputil
 
 log = logging.getLogger("minisession")
 
@@ -72,10 +73,16 @@ def body_future(request):
     return request._body_future
 
 
-def answer_headers(handler):
-    """The answer's ``HTTPHeaders``, as ``set_header`` keeps them. For headers whose values are
-    constants known to be valid: ``set_header`` checks and converts each value on each call."""
-    return handler._headers
+def reset_answer(handler, headers: dict[str, str]) -> None:
+    """What ``RequestHandler.clear()`` does, with ``headers`` (names in Tornado's canonical
+    form, values known to be valid) as the answer's headers, before ``set_default_headers()``."""
+    answer = httputil.HTTPHeaders()
+    answer._dict = dict(headers)
+    answer._as_list = {name: [value] for name, value in headers.items()}
+    handler._headers = answer
+    handler._write_buffer = []
+    handler._status_code = 200
+    handler._reason = "OK"
 
 
 def answer_finished(handler) -> bool:
