@@ -14,6 +14,7 @@ import re
 import time
 from urllib.parse import parse_qs
 
+import orjson
 import tornado.web
 from tornado import httputil
 
@@ -31,8 +32,23 @@ _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
 _CONTENT_LENGTH = re.compile(r"[0-9]+(?:,\s*[0-9]+)*")
 
 
-# One encoder for every answer: json.dumps() with options builds a new one on each call.
+# For what orjson refuses: json.dumps() with options builds a new encoder on each call.
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def json_body(payload: dict) -> bytes | str:
+    """An answer's body: compact JSON, UTF-8, non-ASCII characters as they are.
+
+    Written by orjson, whose compiled encoder takes a tenth of the json module's time for
+    these small objects (about 2.4 % of the instructions of a GET /session; bench:
+    instructions). Both write the same text, but for the spelling of some floats (``1e16``
+    where json writes ``1e+16``: the same number). What orjson refuses (integers beyond 64
+    bits, lone surrogates: never in what the server stores) is written by the json module.
+    """
+    try:
+        return orjson.dumps(payload)
+    except TypeError:  # orjson.JSONEncodeError
+        return _JSON.encode(payload)
 
 
 def http_date() -> str:
@@ -95,7 +111,7 @@ class ApiHandler(tornado.web.RequestHandler):
 
     def write_json(self, payload: dict, status: int = 200) -> None:
         self.set_status(status)
-        self.finish(_JSON.encode(payload))
+        self.finish(json_body(payload))
 
     # -- request size limits -----------------------------------------------------------------
 
@@ -214,7 +230,7 @@ class ApiHandler(tornado.web.RequestHandler):
             body = {"error": "internal_error", "message": "internal server error"}
         # Errors must not leave a half-made session cookie behind.
         self.clear_header("Set-Cookie")
-        self.finish(json.dumps(body, ensure_ascii=False, separators=(",", ":")))
+        self.finish(json_body(body))
 
     def _allowed_methods(self) -> list[str]:
         return [m for m in self.SUPPORTED_METHODS
