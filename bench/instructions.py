@@ -37,9 +37,11 @@ def scenario(bench) -> None:
     counted = {}
     for key, event_loop in (("baseline", "asyncio"), ("baseline_uvloop", "uvloop")):
         port = free_port()
+        # With the Cookie header minisession is sent, as in scenario 1 (bench/sessions.py).
         counted[key] = _measure(bench, f"instructions-{key}", python_module(
             "bench.baseline", "--port", str(port), "--log-level", args.log_level,
-            "--event-loop", event_loop), port)
+            "--event-loop", event_loop), port,
+            cookie=lambda url: sessions.unchecked_cookies(1)[0])
     for key, server in (("memory", {}), ("memory_asyncio", {"event_loop": "asyncio"})):
         port = free_port()
         config = server_config(port, bench.wechat_url(), log_level=args.log_level, **server)
@@ -47,7 +49,7 @@ def scenario(bench) -> None:
         # The memory store lives in the process: the session is made on the instance measured.
         counted[key] = _measure(bench, f"instructions-{key}",
                                 python_module("server.cli", "serve", "--config", str(path)),
-                                port, login=lambda url: sessions.login_minisession(url, 1)[0])
+                                port, cookie=lambda url: sessions.login_minisession(url, 1)[0])
     baseline, memory = counted["baseline"], counted["memory"]
     bench.facts["instructions"] = {
         "requests": args.instruction_requests, "ratio": round(baseline / memory, 3),
@@ -60,14 +62,15 @@ def scenario(bench) -> None:
 
 
 def _measure(bench, name: str, command: list[str], port: int,
-             login: Callable[[str], str] | None = None) -> int:
-    """Instructions per ``GET /session`` of the server ``command``, started under callgrind."""
+             cookie: Callable[[str], str]) -> int:
+    """Instructions per ``GET /session`` of the server ``command``, started under callgrind,
+    each request sending the ``Cookie`` header ``cookie(its URL)`` gives."""
     requests, warmup = bench.args.instruction_requests, bench.args.instruction_warmup
     out = bench.workdir / f"{name}.callgrind"
     valgrind = [ensure_debian_tool("valgrind"), "--tool=callgrind", "--instr-atstart=no",
                 f"--callgrind-out-file={out}"]
     service = bench.service(name, valgrind + command, port, timeout=START_TIMEOUT)
-    headers = {"Cookie": login(service.url)} if login else {}
+    headers = {"Cookie": cookie(service.url)}
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
 
     def send(count: int) -> None:

@@ -284,7 +284,10 @@ def _baseline_target(bench: Bench, key: str, label: str, event_loop: str) -> Tar
     service = bench.service(key, python_module(
         "bench.baseline", "--port", str(port), "--log-level", bench.args.log_level,
         "--event-loop", event_loop), port)
-    return Target(key, label, service, service.url + "/session", "get.lua", uses_store=False)
+    # Sent the Cookie header scenario 2 gets, which it ignores (bench/sessions.py).
+    return Target(key, label, service, service.url + "/session", "session.lua",
+                  bench.cookie_file(key, sessions.unchecked_cookies(bench.args.sessions)),
+                  uses_store=False)
 
 
 def prepare_baseline(bench: Bench) -> Target:
