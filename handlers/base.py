@@ -92,7 +92,7 @@ class ApiHandler(tornado.web.RequestHandler):
     def clear(self) -> None:
         # Tornado's clear() (it starts every answer, errors included), with this server's
         # headers set at once: Tornado's formats the Date anew for each answer, and adds a
-        # Server header only for us to remove it (about 1 % of the instructions of a
+        # Server header only for us to remove it (about 4 % of the instructions of a
         # GET /session; bench: instructions).
         tornado_compat.reset_answer(self, {
             "Content-Type": "application/json; charset=UTF-8",
