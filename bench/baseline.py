@@ -4,8 +4,8 @@ Same interpreter, same Tornado, one process, the same logging set-up (level, for
 issue 17 defines the ceiling, no access-log line (``--access-log`` adds minisession's): the
 ceiling for a Tornado JSON endpoint on this machine, against which minisession's own work per
 request is judged. The harness sends it the requests minisession gets, ``Cookie`` header and
-all ("the same hand-sent cookie"); it reads none of it. ``--event-loop uvloop`` runs it on uvloop (scenario 1u), the loop
-``minisession serve`` picks by default.
+all ("the same hand-sent cookie"); it reads none of it. ``--event-loop uvloop`` runs it on
+uvloop (scenario 1u), the loop ``minisession serve`` picks by default.
 
     python -m bench.baseline --port 8890 [--log-level info] [--access-log] [--event-loop uvloop]
 """

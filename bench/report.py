@@ -100,7 +100,8 @@ def _tool_version(command: list[str], pattern: str) -> str | None:
 
 def table(rows: list[Row]) -> str:
     header = ("| scenario | req/s | p50 ms | p99 ms | errors | requests "
-              "| server CPU ms/req (system) | FerretDB CPU ms/req | load (1 min) | req/s of each round |")
+              "| server CPU ms/req (system) | FerretDB CPU ms/req | load (1 min) "
+              "| req/s of each round |")
     lines = [header, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for row in rows:
         r = row.result
