@@ -17,13 +17,14 @@ Scenarios (``--scenarios``, comma-separated, in this order):
 
 - ``roundtrips``: MongoDB commands per request, inside and outside ``touch_after``;
 - ``baseline``, ``memory``, ``peer-memory``, ``mongodb``, ``peer``, side by side: (1) a bare
-  Tornado JSON handler, same process set-up, no access line; ``baseline-uvloop`` (1u) the same
+  Tornado JSON handler, same process set-up, no access line, sent scenario 2's ``Cookie``
+  header (which it ignores); ``baseline-uvloop`` (1u) the same
   on uvloop; (2) ``GET /session`` with a valid id, memory store, default configuration (its
   event loop "auto": uvloop where installed); (2p) the same request to express-session on its
   MemoryStore; (3) the same on the MongoDB store (FerretDB); ``pymongo`` (3p) scenario 3 with
   ``store.driver = "pymongo"``; ``batched``, ``batched-pymongo`` (3b, 3bp) scenarios 3 and
-  3p with ``store.read_batching = "on"``; ``memory-asyncio``, ``mongodb-asyncio`` (2a, 3a) scenarios 2
-  and 3 with ``server.event_loop = "asyncio"``;
+  3p with ``store.read_batching = "on"``; ``memory-asyncio``, ``mongodb-asyncio`` (2a, 3a)
+  scenarios 2 and 3 with ``server.event_loop = "asyncio"``;
   (6) the same request to express-session + connect-mongo on the same FerretDB;
 - ``login``: (4) ``POST /login`` through the fake WeChat, a fresh code and user each time;
 - ``workers``: scenario 3 with ``[server] workers = 1`` and ``= 2``, side by side (skipped,
