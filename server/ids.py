@@ -14,12 +14,32 @@ guess). A plain hash suffices for this reason; a key would add nothing.
 import base64
 import hashlib
 import hmac
+import importlib
 import re
 import secrets as _secrets
 
 RAW_BYTES = 24
 MAC_BYTES = 16
+_BLOCK = 64  # SHA-256's block size, HMAC's key length
 _TOKEN = re.compile(r"([A-Za-z0-9_-]{32})\.([A-Za-z0-9_-]{22})")
+
+
+def _own_sha256():
+    """CPython's own SHA-256 (``_sha2`` from 3.12, ``_sha256`` before), else hashlib's.
+
+    The same digests as hashlib's OpenSSL one, without OpenSSL's set-up of a digest context for
+    each object, which costs more than hashing a session id: 0.8 % fewer instructions per
+    GET /session for the MAC and the storage key (bench: instructions).
+    """
+    for name in ("_sha2", "_sha256"):
+        try:
+            return importlib.import_module(name).sha256
+        except ImportError:
+            pass
+    return hashlib.sha256
+
+
+_sha256 = _own_sha256()
 
 
 def _b64(data: bytes) -> str:
@@ -28,7 +48,16 @@ def _b64(data: bytes) -> str:
 
 def storage_key(raw: str) -> str:
     """The key a session is stored under: base64url(SHA-256(raw)), 43 characters."""
-    return _b64(hashlib.sha256(raw.encode("ascii")).digest())
+    return _b64(_sha256(raw.encode("ascii")).digest())
+
+
+def _keyed_hmac(key: bytes) -> tuple:
+    """HMAC-SHA256's inner and outer hash states for ``key``, made once: a copy per token skips
+    the key's two SHA-256 blocks (of the four of a MAC of an id)."""
+    if len(key) > _BLOCK:
+        key = _sha256(key).digest()
+    key = key.ljust(_BLOCK, b"\0")
+    return (_sha256(bytes(b ^ 0x36 for b in key)), _sha256(bytes(b ^ 0x5C for b in key)))
 
 
 class SessionIdSigner:
@@ -43,15 +72,15 @@ class SessionIdSigner:
         # surrogatepass: a secret read from the environment keeps undecodable bytes as lone
         # surrogates, which plain UTF-8 refuses to encode (the server would crash at start).
         keys = [s.encode("utf-8", "surrogatepass") for s in secrets]
-        # Each key's HMAC state, keyed once: a copy per token skips the key set-up (two of the
-        # four SHA-256 blocks of a MAC of an id).
-        self._keyed = [hmac.new(key, digestmod=hashlib.sha256) for key in keys]
+        self._keyed = [_keyed_hmac(key) for key in keys]
 
     @staticmethod
     def _mac(keyed, raw: str) -> str:
-        mac = keyed.copy()
-        mac.update(raw.encode("ascii"))
-        return _b64(mac.digest()[:MAC_BYTES])
+        # HMAC (RFC 2104) from the key's two hash states: what hmac.HMAC does without OpenSSL.
+        inner, outer = keyed[0].copy(), keyed[1].copy()
+        inner.update(raw.encode("ascii"))
+        outer.update(inner.digest())
+        return _b64(outer.digest()[:MAC_BYTES])
 
     def sign(self, raw: str) -> str:
         """The token for ``raw``, signed with the current (first) secret."""

@@ -1,12 +1,14 @@
 """Signed session ids (server/ids.py): unguessable, cookie-safe, rotatable, unforgeable."""
 
 import base64
+import hashlib
+import hmac
 import re
 import secrets
 
 import pytest
 
-from server.ids import SessionIdSigner
+from server.ids import SessionIdSigner, storage_key
 
 SECRET = "test-signing-secret-0123456789abcdef-not-for-production"
 OLD = "old-secret-that-leaked-0123456789abcdef"
@@ -33,6 +35,24 @@ def signer():
 @pytest.fixture
 def token(signer):
     return signer.new_token()[1]
+
+
+# --- compatibility -------------------------------------------------------------------------
+
+
+# Secrets shorter than SHA-256's 64-byte block, exactly one block, longer (HMAC hashes those
+# first), and non-ASCII (hashed as UTF-8).
+@pytest.mark.parametrize("secret", [SECRET, "k" * 64, "k" * 65, "clé secrète ünïcode " * 5])
+def test_ids_are_hmac_sha256_and_stored_under_sha256(secret):
+    """The standard constructions, computed here by the standard library: ids handed out and
+    sessions stored by any earlier release stay valid whatever the implementation."""
+    signer = SessionIdSigner([secret])
+    raw, token = signer.new_token()
+    mac = hmac.new(secret.encode("utf-8"), raw.encode("ascii"), hashlib.sha256).digest()[:16]
+    assert token == f"{raw}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
+    assert signer.verify(token) == raw
+    expected_key = hashlib.sha256(raw.encode("ascii")).digest()
+    assert b64url_decode(storage_key(raw)) == expected_key
 
 
 # --- new tokens ---------------------------------------------------------------------------
