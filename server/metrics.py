@@ -20,6 +20,15 @@ from prometheus_client import (
     multiprocess,
 )
 
+from server.loop_metrics import LoopCounter, LoopHistogram
+
+# The families every request adds to: counted in plain numbers on the event loop
+# (server/loop_metrics.py), unless several workers share their figures through files.
+_MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+                     or os.environ.get("prometheus_multiproc_dir"))
+_HotCounter, _HotHistogram = ((Counter, Histogram) if _MULTIPROCESS
+                              else (LoopCounter, LoopHistogram))
+
 #: Request methods kept as a label; any other token a client sends is counted as "other".
 #: Methods named as they are in metrics and the access log; any other is "other" (a method is
 #: any token the client chooses, and a session id is one).
@@ -27,10 +36,10 @@ KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPT
 # Seconds: a request is mostly a store call or two; a login adds the platform's round trip.
 _FAST_BUCKETS = (.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10)
 
-HTTP_REQUESTS = Counter(
+HTTP_REQUESTS = _HotCounter(
     "minisession_http_requests", "HTTP requests answered, by route template, method and status",
     ["route", "method", "status"])
-HTTP_REQUEST_DURATION = Histogram(
+HTTP_REQUEST_DURATION = _HotHistogram(
     "minisession_http_request_duration_seconds",
     "Time to answer an HTTP request, by route template and method", ["route", "method"],
     buckets=_FAST_BUCKETS)
@@ -46,7 +55,7 @@ SESSIONS_EXPIRED = Counter(
     "minisession_sessions_expired",
     "Expired sessions removed, by how (on_read: a request found it expired; purged: by the "
     "periodic purge)", ["how"])
-STORE_OPERATION_DURATION = Histogram(
+STORE_OPERATION_DURATION = _HotHistogram(
     "minisession_store_operation_duration_seconds",
     "Time of each session store call, by operation (its method name); _count counts them",
     ["operation"], buckets=_FAST_BUCKETS)
