@@ -2,10 +2,12 @@
 
 import asyncio
 import logging
+import socket
 
 import pytest
 import tornado.httpserver
 import tornado.testing
+from tornado.iostream import IOStream
 
 from server.app import Minisession
 from server.http.httpserver import make_http_server
@@ -463,3 +465,26 @@ async def test_no_secret_reaches_a_response_or_a_log_line(client, api_base, serv
                    "test-secret-0123456789abcdef"):
         assert secret not in logged
     assert session_key not in login.body.decode() and session_key not in str(login.headers)
+
+
+# -- connections -------------------------------------------------------------------------------
+
+@pytest.mark.gen_test(timeout=10)
+async def test_nagle_stays_off_for_the_whole_connection(server, app):
+    """Each answer leaves at once, on every request of a keep-alive connection: TCP_NODELAY is
+    set when the connection is taken and stays set, where Tornado would switch it on for the
+    last write of each answer and off after it (two system calls per request)."""
+    http, _ = make_http_server(app, server.config)
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname())
+    accepted, address = listener.accept()
+    stream = IOStream(accepted)
+    try:
+        http.handle_stream(stream, address)
+        assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        stream.set_nodelay(False)  # what HTTP1Connection does after each answer
+        assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    finally:
+        stream.close()
+        client.close()
+        listener.close()

@@ -125,6 +125,7 @@ class CappedHTTPServer(HTTPServer):
 
     def handle_stream(self, stream, address) -> None:
         self.open_connections += 1
+        tornado_compat.keep_nodelay(stream)
         super().handle_stream(stream, address)
 
     def on_close(self, server_conn) -> None:
