@@ -22,11 +22,17 @@ from prometheus_client import (
 
 from server.loop_metrics import LoopCounter, LoopHistogram
 
+
+def _multiprocess() -> bool:
+    """Whether workers share their figures through files: prometheus-client's multiprocess
+    mode, which also takes the variable's deprecated lower-case spelling."""
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+                or os.environ.get("prometheus_multiproc_dir"))
+
+
 # The families every request adds to: counted in plain numbers on the event loop
 # (server/loop_metrics.py), unless several workers share their figures through files.
-_MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-                     or os.environ.get("prometheus_multiproc_dir"))
-_HotCounter, _HotHistogram = ((Counter, Histogram) if _MULTIPROCESS
+_HotCounter, _HotHistogram = ((Counter, Histogram) if _multiprocess()
                               else (LoopCounter, LoopHistogram))
 
 #: Request methods kept as a label; any other token a client sends is counted as "other".
@@ -156,7 +162,7 @@ def count_access_token_refresh(app: str, mode: str, outcome: str) -> None:
 
 def registry() -> CollectorRegistry:
     """What a scrape reports: this process's figures, or every worker's when there are several."""
-    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if not _multiprocess():
         return REGISTRY  # one process: its own figures (plus process and Python metrics)
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)  # every worker's files, summed
